@@ -1,0 +1,94 @@
+"""Reading packs from YAML, and the packs installed in a registry."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from xinyong.ledger.store import Store
+from xinyong.packs.schema import Pack
+from xinyong.timeutil import now_utc
+
+
+class PackError(ValueError):
+    """A pack that does not parse or validate; the message names file and place."""
+
+
+def load_pack(source: str | Path, *, text: str | None = None) -> Pack:
+    """Load and validate a pack from a file (or from ``text``, named ``source``)."""
+    name = str(source)
+    if text is None:
+        try:
+            text = Path(source).read_text("utf-8")
+        except OSError as exc:
+            raise PackError(f"{name}: cannot read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PackError(f"{name}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise PackError(f"{name}: a pack is a YAML mapping with meta, scope, ...")
+    try:
+        return Pack.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(top)"
+            problems.append(f"  {loc}: {err['msg']}")
+        raise PackError(f"{name}: invalid pack:\n" + "\n".join(problems)) from None
+
+
+def shipped_pack_paths() -> list[Path]:
+    root = resources.files("xinyong.packs").joinpath("shipped")
+    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def install_pack(store: Store, path: str | Path) -> Pack:
+    """Validate, lint and store a pack version. Lint errors refuse it."""
+    from xinyong.packs.lint import lint
+
+    text = Path(path).read_text("utf-8")
+    pack = load_pack(path, text=text)
+    findings = lint(pack)
+    errors = [f for f in findings if f.level == "error"]
+    if errors:
+        raise PackError(
+            f"{path}: the linter refuses this pack:\n" + "\n".join(f"  {f}" for f in errors)
+        )
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    existing = store.sql.execute(
+        "SELECT sha256 FROM packs WHERE system = ? AND version = ?",
+        [pack.system, pack.meta.version],
+    ).fetchone()
+    if existing is not None:
+        if existing[0] != digest:
+            raise PackError(
+                f"{path}: {pack.system} version {pack.meta.version} is installed with other"
+                " content; give the changed pack a new version"
+            )
+        return pack
+    store.sql.execute(
+        "INSERT INTO packs VALUES (?, ?, ?, ?, ?, ?)",
+        [pack.system, pack.meta.version, pack.meta.effective_from, text, digest, now_utc()],
+    )
+    return pack
+
+
+def installed_packs(store: Store, at: datetime | None = None) -> list[Pack]:
+    """The pack version in force for each system at ``at`` (default: the newest)."""
+    rows = store.sql.execute(
+        "SELECT system, version, effective_from, body FROM packs ORDER BY system, effective_from"
+    ).fetchall()
+    chosen: dict[str, tuple[str, str]] = {}
+    for system, version, effective_from, body in rows:
+        if at is None or effective_from <= at.date():
+            chosen[system] = (version, body)
+    # A system whose first version is not yet in force at `at` has no pack then.
+    return [load_pack(f"{system}@{version}", text=body) for system, (version, body) in chosen.items()]
