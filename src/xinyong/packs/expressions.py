@@ -41,7 +41,11 @@ class ExpressionError(ValueError):
     """A condition that does not parse or uses something outside the language."""
 
     def __init__(self, text: str, message: str, node: ast.AST | None = None) -> None:
-        where = f" at column {node.col_offset + 1}" if node is not None and hasattr(node, "col_offset") else ""
+        where = (
+            f" at column {node.col_offset + 1}"
+            if node is not None and hasattr(node, "col_offset")
+            else ""
+        )
         super().__init__(f"in condition {text!r}{where}: {message}")
         self.text = text
 
@@ -66,9 +70,7 @@ class Condition:
 
 
 def _is_subject_base(tree: ast.expr, name: ast.Name) -> bool:
-    return any(
-        isinstance(n, ast.Attribute) and n.value is name for n in ast.walk(tree)
-    )
+    return any(isinstance(n, ast.Attribute) and n.value is name for n in ast.walk(tree))
 
 
 @cache
@@ -107,7 +109,9 @@ def _validate(text: str, node: ast.AST) -> None:
         _validate(text, node.right)
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            raise ExpressionError(text, f"only the functions {', '.join(FUNCTIONS)} are allowed", node)
+            raise ExpressionError(
+                text, f"only the functions {', '.join(FUNCTIONS)} are allowed", node
+            )
         if node.keywords:
             raise ExpressionError(text, "keyword arguments are not allowed", node)
         arity = {"between": 3, "ceil": 1, "floor": 1, "abs": 1}.get(node.func.id)
@@ -122,7 +126,9 @@ def _validate(text: str, node: ast.AST) -> None:
             raise ExpressionError(text, "only subject.<field> may use a dot", node)
         if node.attr not in SUBJECT_FIELDS:
             raise ExpressionError(
-                text, f"subject has no field {node.attr!r} (known: {', '.join(SUBJECT_FIELDS)})", node
+                text,
+                f"subject has no field {node.attr!r} (known: {', '.join(SUBJECT_FIELDS)})",
+                node,
             )
     elif isinstance(node, ast.Name):
         if node.id in FUNCTIONS or node.id == "subject":

@@ -91,4 +91,6 @@ def installed_packs(store: Store, at: datetime | None = None) -> list[Pack]:
         if at is None or effective_from <= at.date():
             chosen[system] = (version, body)
     # A system whose first version is not yet in force at `at` has no pack then.
-    return [load_pack(f"{system}@{version}", text=body) for system, (version, body) in chosen.items()]
+    return [
+        load_pack(f"{system}@{version}", text=body) for system, (version, body) in chosen.items()
+    ]

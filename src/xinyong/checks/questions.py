@@ -1,0 +1,267 @@
+"""The three questions a registry answers about one subject: may it use a
+service (check), what is its score (score_of), and why (explain).
+
+Checks and scores come from the materialized evaluation when it covers the
+question (the fast path); otherwise the evaluation is replayed for this subject
+alone with the same engine (as of `at`, with what was known at `known_at`), so
+an auditor's "why was I refused a flight on 3 May?" gets the answer the
+registry would have given on 3 May.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from xinyong.catalog import load_catalog
+from xinyong.catalog.identifiers import parse_subject_id
+from xinyong.checks.answers import CheckAnswer, ScoreAnswer
+from xinyong.checks.index import COLUMNS, ConsequenceIndex, latest_run, run_is_current
+from xinyong.ledger.store import Store
+from xinyong.packs import Pack, installed_packs
+from xinyong.timeutil import age_on, now_utc, to_local_iso
+
+
+class UnknownName(ValueError):
+    """A service or system the registry does not know."""
+
+
+def _normalize_subject(subject_id: str) -> str:
+    return parse_subject_id(subject_id).value
+
+
+def _check_service(service: str) -> None:
+    services = load_catalog().services
+    if service not in services:
+        raise UnknownName(
+            f"unknown service {service!r}; known services: {', '.join(sorted(services))}"
+        )
+
+
+def _pack_for(store: Store, system: str, at: datetime) -> Pack:
+    packs = {p.system: p for p in installed_packs(store, at)}
+    if system not in packs:
+        known = ", ".join(sorted(packs)) or "none installed"
+        raise UnknownName(f"unknown system {system!r} at that time; installed: {known}")
+    return packs[system]
+
+
+def _fast_path(store: Store, at: datetime, known_at: datetime | None) -> bool:
+    """Whether the materialized run answers a question at `at` with knowledge `known_at`."""
+    run = latest_run(store)
+    if run is None or not run_is_current(store, run):
+        return False
+    # The run saw everything recorded; a later known_at sees nothing more.
+    if known_at is not None and known_at < run.evaluated_at:
+        return False
+    # Grades are materialized as of the run; an earlier instant is replayed.
+    return at >= run.as_of
+
+
+def _replay(
+    store: Store, subject_id: str, at: datetime, known_at: datetime | None, *, explain: bool = False
+) -> Any:
+    from xinyong.engine import evaluate
+
+    return evaluate(store, as_of=at, known_at=known_at, subjects=[subject_id], explain=explain)
+
+
+def check(
+    store: Store,
+    subject_id: str,
+    service: str,
+    *,
+    at: datetime | None = None,
+    known_at: datetime | None = None,
+) -> CheckAnswer:
+    """May `subject_id` use `service` at `at` (default now)?"""
+    subject_id = _normalize_subject(subject_id)
+    _check_service(service)
+    at = at or now_utc()
+    if _fast_path(store, at, known_at):
+        return ConsequenceIndex.load(store, subject_id=subject_id).answer(subject_id, service, at)
+    evaluation = _replay(store, subject_id, at, known_at)
+    rows = (
+        evaluation.consequences.filter(evaluation.consequences.subject_id == subject_id)
+        .select(*[c.strip() for c in COLUMNS.split(",")])
+        .to_pyarrow()
+        .to_pylist()
+    )
+    index = ConsequenceIndex(None)
+    index.add_rows(tuple(r.values()) for r in rows)
+    return index.answer(subject_id, service, at).model_copy(update={"answered_from": "replay"})
+
+
+def score_of(
+    store: Store,
+    subject_id: str,
+    system: str,
+    *,
+    at: datetime | None = None,
+    known_at: datetime | None = None,
+) -> ScoreAnswer:
+    """The subject's score and grade in `system`; both None when it computes none."""
+    subject_id = _normalize_subject(subject_id)
+    when = at or now_utc()
+    _pack_for(store, system, when)
+    if at is None and _fast_path(store, when, known_at):
+        row = store.sql.execute(
+            "SELECT score, grade FROM scores WHERE system = ? AND subject_id = ?",
+            [system, subject_id],
+        ).fetchone()
+    else:
+        scores = _replay(store, subject_id, when, known_at).scores
+        found = (
+            scores.filter((scores.system == system) & (scores.subject_id == subject_id))
+            .select("score", "grade")
+            .to_pyarrow()
+            .to_pylist()
+        )
+        row = (found[0]["score"], found[0]["grade"]) if found else None
+    score, grade = row if row is not None else (None, None)
+    return ScoreAnswer(subject_id=subject_id, system=system, score=score, grade=grade)
+
+
+class SystemExplanation(BaseModel):
+    system: str
+    version: str
+    title: str
+    score: float | None = None
+    grade: str | None = None
+    contributions: list[dict[str, Any]] = Field(default_factory=list)
+    reasons: list[dict[str, Any]] = Field(default_factory=list)
+    list_entries: list[dict[str, Any]] = Field(default_factory=list)
+    consequences: list[dict[str, Any]] = Field(default_factory=list)
+    report: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Explanation(BaseModel):
+    subject_id: str
+    subject_kind: str
+    age: int | None
+    flags: list[str]
+    at: str
+    known_at: str | None
+    systems: list[SystemExplanation]
+
+
+def _rows(table: Any, subject_id: str, system: str) -> list[dict[str, Any]]:
+    if table is None:
+        return []
+    return (
+        table.filter((table.subject_id == subject_id) & (table.system == system))
+        .to_pyarrow()
+        .to_pylist()
+    )
+
+
+def _iso_times(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_local_iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def explain(
+    store: Store,
+    subject_id: str,
+    *,
+    system: str | None = None,
+    at: datetime | None = None,
+    known_at: datetime | None = None,
+) -> Explanation:
+    """Which records, rules, points and legal bases stand behind each result.
+
+    Built only when asked: it replays the evaluation for this subject with
+    lineage, which the fast path never does.
+    """
+    from xinyong.engine import visible_records
+
+    parsed = parse_subject_id(subject_id)
+    subject_id = parsed.value
+    at = at or now_utc()
+    packs = installed_packs(store, at)
+    if system is not None:
+        packs = [_pack_for(store, system, at)]
+    evaluation = _replay(store, subject_id, at, known_at, explain=True)
+    systems = []
+    for pack in packs:
+        lists = {spec.id: spec for spec in pack.lists}
+        entries = []
+        for row in _rows(evaluation.list_entries, subject_id, pack.system):
+            spec = lists.get(row["list_id"])
+            active = row["start_at"] <= at and (row["end_at"] is None or at < row["end_at"])
+            entries.append(
+                _iso_times(row)
+                | {
+                    "active": active,
+                    "legal_basis": spec.legal_basis if spec else "",
+                    "remedy": spec.remedy if spec else "",
+                }
+            )
+        consequences = [
+            _iso_times(row)
+            for row in _rows(evaluation.consequences, subject_id, pack.system)
+            if row["since"] <= at and (row["until"] is None or at < row["until"])
+        ]
+        score_rows = _rows(evaluation.scores, subject_id, pack.system)
+        report = []
+        if pack.report:
+            visible = visible_records(
+                store, pack, as_of=at, known_at=known_at, subjects=[subject_id]
+            )
+            records = [
+                _iso_times(r)
+                for r in visible.filter(visible.subject_id == subject_id)
+                .select(
+                    "record_id",
+                    "type",
+                    "occurred_at",
+                    "recorded_at",
+                    "source",
+                    "attributes",
+                    "retention_end",
+                )
+                .order_by("occurred_at")
+                .to_pyarrow()
+                .to_pylist()
+            ]
+            for section in pack.report:
+                report.append(
+                    {
+                        "section": section.id,
+                        "title": section.title,
+                        "legal_basis": section.legal_basis,
+                        "records": [r for r in records if r["type"] in section.types],
+                    }
+                )
+        systems.append(
+            SystemExplanation(
+                system=pack.system,
+                version=pack.meta.version,
+                title=pack.meta.title,
+                score=score_rows[0]["score"] if score_rows else None,
+                grade=score_rows[0]["grade"] if score_rows else None,
+                contributions=[
+                    _iso_times(r)
+                    for r in _rows(
+                        getattr(evaluation, "contributions", None), subject_id, pack.system
+                    )
+                ],
+                reasons=[
+                    _iso_times(r)
+                    for r in _rows(getattr(evaluation, "reasons", None), subject_id, pack.system)
+                ],
+                list_entries=entries,
+                consequences=consequences,
+                report=report,
+            )
+        )
+    return Explanation(
+        subject_id=subject_id,
+        subject_kind=parsed.kind,
+        age=age_on(parsed.birth_date, at),
+        flags=list(parsed.flags),
+        at=to_local_iso(at) or "",
+        known_at=to_local_iso(known_at),
+        systems=systems,
+    )

@@ -1,0 +1,404 @@
+"""The registry's core commands: init, sources, import, evaluate, check, score,
+explain, packs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from xinyong.cli import app
+from xinyong.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    fail,
+    instant,
+    open_store,
+    refused_input,
+)
+from xinyong.timeutil import now_utc, to_local_iso
+
+sources_app = typer.Typer(
+    help="Registered sources (courts, cities, lenders, ...).", no_args_is_help=True
+)
+packs_app = typer.Typer(help="Rule packs: list, show, lint, install.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+app.add_typer(packs_app, name="packs")
+
+AtOption = Annotated[str | None, typer.Option("--at", help="Instant asked about (default now).")]
+KnownAtOption = Annotated[
+    str | None, typer.Option("--known-at", help="Use only what the registry knew then.")
+]
+
+
+@app.command()
+def init(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
+    """Create a registry with the shipped rule packs installed."""
+    from xinyong.packs import install_pack, shipped_pack_paths
+
+    with refused_input(), open_store(db, must_exist=False) as store:
+        installed = [install_pack(store, path) for path in shipped_pack_paths()]
+    payload = {
+        "db": str(db),
+        "packs": [{"system": p.system, "version": p.meta.version} for p in installed],
+    }
+    if json:
+        emit_json(payload)
+    else:
+        names = ", ".join(f"{p.system} {p.meta.version}" for p in installed)
+        console.print(f"Registry [bold]{db}[/] ready with packs: {names}")
+
+
+@sources_app.command("add")
+def sources_add(
+    source_id: Annotated[str, typer.Argument(help="e.g. court:371082-rongcheng")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="court, city, lender, utility, regulator, adjudicator")
+    ],
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+) -> None:
+    """Register a source that may report records of the types its kind allows."""
+    from xinyong.ledger.intake import register_source
+
+    with refused_input(), open_store(db) as store:
+        register_source(store, source_id, kind)
+    if json:
+        emit_json({"source_id": source_id, "kind": kind})
+    else:
+        console.print(f"Source [bold]{source_id}[/] registered as {kind}")
+
+
+@sources_app.command("list")
+def sources_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
+    """List registered sources."""
+    with open_store(db) as store:
+        rows = store.sql.execute(
+            "SELECT source_id, kind, registered_at FROM sources ORDER BY source_id"
+        ).fetchall()
+    if json:
+        emit_json(
+            [{"source_id": s, "kind": k, "registered_at": to_local_iso(t)} for s, k, t in rows]
+        )
+        return
+    table = Table("source", "kind", "registered")
+    for s, k, t in rows:
+        table.add_row(s, k, to_local_iso(t))
+    console.print(table)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="JSON Lines, CSV or Parquet file of records")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse the whole file on any reject.")
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Where to write rejects (JSON Lines).")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+) -> None:
+    """Import records: valid ones in one transaction, rejects to a report file.
+
+    Exits 1 when any record was rejected (and, with --strict, nothing was written).
+    """
+    from xinyong.ledger.intake import import_file
+
+    if not file.exists():
+        fail(f"{file}: no such file")
+    with refused_input(), open_store(db) as store:
+        result = import_file(store, file, strict=strict, rejects_path=rejects, progress=not json)
+    payload = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+        "rejects_file": str(result.rejects_file) if result.rejects_file else None,
+    }
+    if json:
+        emit_json(payload)
+    else:
+        console.print(
+            f"accepted {result.accepted}, duplicates {result.duplicates}, "
+            f"rejected {result.rejected}"
+            + (f" (see {result.rejects_file})" if result.rejects_file else "")
+        )
+        for reject in result.rejects[:10]:
+            console.print(
+                f"  [red]rejected[/] {reject.record_id or '-'} (row {reject.row}): "
+                f"{reject.field}: {reject.reason}",
+                highlight=False,
+            )
+        if strict and result.rejected:
+            console.print("[red]--strict: nothing was imported[/]")
+    if result.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Valid time (default now).")] = None,
+    known_at: KnownAtOption = None,
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+) -> None:
+    """Evaluate every installed pack and materialize the results."""
+    from xinyong.engine import evaluate as run_evaluation
+    from xinyong.engine import materialize
+
+    as_of_t = instant(as_of, "--as-of") or now_utc()
+    known_t = instant(known_at, "--known-at")
+    if known_t is not None and known_t > now_utc():
+        fail("--known-at lies in the future", 2)
+    started = time.perf_counter()
+    with refused_input(), open_store(db) as store:
+        with console.status("evaluating", disable=json):
+            evaluation = run_evaluation(store, as_of=as_of_t, known_at=known_t)
+            run_id = materialize(store, evaluation)
+        counts = _result_counts(store, as_of_t)
+    payload = {
+        "run_id": run_id,
+        "as_of": to_local_iso(as_of_t),
+        "known_at": to_local_iso(known_t) if known_t else None,
+        "seconds": round(time.perf_counter() - started, 3),
+        **counts,
+    }
+    if json:
+        emit_json(payload)
+        return
+    table = Table("system", "scores", "list entries", "active entries", "consequences")
+    for system, row in counts["systems"].items():
+        table.add_row(
+            system, *(str(row[k]) for k in ("scores", "entries", "active", "consequences"))
+        )
+    console.print(table)
+    console.print(f"run {run_id} as of {payload['as_of']} in {payload['seconds']} s")
+
+
+def _result_counts(store: Any, as_of: Any) -> dict[str, Any]:
+    systems: dict[str, dict[str, int]] = {}
+    queries = {
+        "scores": ("SELECT system, count(*) FROM scores GROUP BY system", []),
+        "entries": ("SELECT system, count(*) FROM list_entries GROUP BY system", []),
+        "active": (
+            "SELECT system, count(*) FROM list_entries WHERE start_at <= ? "
+            "AND (end_at IS NULL OR end_at > ?) GROUP BY system",
+            [as_of, as_of],
+        ),
+        "consequences": ("SELECT system, count(*) FROM consequences GROUP BY system", []),
+    }
+    for key, (sql, params) in queries.items():
+        for system, n in store.sql.execute(sql, params).fetchall():
+            systems.setdefault(system, {"scores": 0, "entries": 0, "active": 0, "consequences": 0})
+            systems[system][key] = n
+    return {"systems": systems}
+
+
+@app.command()
+def check(
+    subject: Annotated[str, typer.Argument(help="Identity number or unified social credit code")],
+    service: Annotated[str, typer.Argument(help="A service from the catalog, e.g. flight")],
+    at: AtOption = None,
+    known_at: KnownAtOption = None,
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+) -> None:
+    """May SUBJECT use SERVICE at --at? (deny, allow, priority, discount, deposit_free)"""
+    from xinyong.checks import check as ask
+
+    at_t, known_t = instant(at, "--at"), instant(known_at, "--known-at")
+    with refused_input(), open_store(db) as store:
+        answer = ask(store, subject, service, at=at_t, known_at=known_t)
+    if json:
+        emit_json(answer.public())
+        return
+    colour = {"deny": "red", "allow": "green"}.get(answer.decision, "cyan")
+    console.print(
+        f"[bold {colour}]{answer.decision.upper()}[/] {answer.service} for {answer.subject_id} "
+        f"at {answer.at}",
+        highlight=False,
+    )
+    for r in answer.reasons:
+        basis = f"list {r.list}" if r.list else f"grade {r.grade}"
+        until = r.until or "open-ended"
+        via = f" via {r.via['relation']} of {r.via['subject_id']}" if r.via else ""
+        console.print(f"  {r.system}: {basis}, rule {r.rule}{via}", highlight=False)
+        console.print(f"    since {r.since} until {until}", highlight=False)
+        console.print(f"    legal basis: {r.legal_basis}", highlight=False)
+        if r.remedy:
+            console.print(f"    remedy: {r.remedy}", highlight=False)
+
+
+@app.command()
+def score(
+    subject: Annotated[str, typer.Argument(help="Identity number or unified social credit code")],
+    system: Annotated[
+        str, typer.Option("--system", help="judicial, rongcheng, financial, commercial")
+    ],
+    at: AtOption = None,
+    known_at: KnownAtOption = None,
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+) -> None:
+    """SUBJECT's score and grade in one system (null when it computes none)."""
+    from xinyong.checks import score_of
+
+    at_t, known_t = instant(at, "--at"), instant(known_at, "--known-at")
+    with refused_input(), open_store(db) as store:
+        answer = score_of(store, subject, system, at=at_t, known_at=known_t)
+    if json:
+        emit_json(answer.public())
+        return
+    if answer.score is None:
+        console.print(
+            f"{answer.subject_id}: no {system} score (no consent, under age or out of scope)"
+        )
+    else:
+        console.print(
+            f"{answer.subject_id}: {system} score {answer.public()['score']}, grade {answer.grade}"
+        )
+
+
+@app.command()
+def explain(
+    subject: Annotated[str, typer.Argument(help="Identity number or unified social credit code")],
+    system: Annotated[str | None, typer.Option("--system", help="Only this system.")] = None,
+    at: AtOption = None,
+    known_at: KnownAtOption = None,
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+) -> None:
+    """Records, rules, points and legal bases behind SUBJECT's results."""
+    from xinyong.checks import explain as build
+
+    at_t, known_t = instant(at, "--at"), instant(known_at, "--known-at")
+    with refused_input(), open_store(db) as store:
+        explanation = build(store, subject, system=system, at=at_t, known_at=known_t)
+    if json:
+        emit_json(explanation.model_dump())
+        return
+    from xinyong.cli.render import print_explanation
+
+    print_explanation(explanation)
+
+
+@packs_app.command("list")
+def packs_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
+    """Installed pack versions."""
+    with open_store(db) as store:
+        rows = store.sql.execute(
+            "SELECT system, version, effective_from, sha256, installed_at FROM packs "
+            "ORDER BY system, effective_from"
+        ).fetchall()
+    if json:
+        emit_json(
+            [
+                {
+                    "system": s,
+                    "version": v,
+                    "effective_from": str(e),
+                    "sha256": h,
+                    "installed_at": to_local_iso(i),
+                }
+                for s, v, e, h, i in rows
+            ]
+        )
+        return
+    table = Table("system", "version", "effective from", "sha256")
+    for s, v, e, h, _ in rows:
+        table.add_row(s, v, str(e), h[:12])
+    console.print(table)
+
+
+@packs_app.command("show")
+def packs_show(
+    system: Annotated[str, typer.Argument(help="System id, e.g. judicial")],
+    version: Annotated[str | None, typer.Option("--version", help="Default: newest")] = None,
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+) -> None:
+    """Show an installed pack (its YAML, or JSON with --json)."""
+    from xinyong.packs import load_pack
+
+    with open_store(db) as store:
+        if version is None:
+            row = store.sql.execute(
+                "SELECT version, body FROM packs WHERE system = ? "
+                "ORDER BY effective_from DESC LIMIT 1",
+                [system],
+            ).fetchone()
+        else:
+            row = store.sql.execute(
+                "SELECT version, body FROM packs WHERE system = ? AND version = ?",
+                [system, version],
+            ).fetchone()
+    if row is None:
+        fail(f"no pack {system!r}" + (f" version {version!r}" if version else "") + " is installed")
+    if json:
+        emit_json(load_pack(f"{system}@{row[0]}", text=row[1]).model_dump(mode="json"))
+    else:
+        console.print(row[1], highlight=False, markup=False)
+
+
+@packs_app.command("lint")
+def packs_lint(
+    file: Annotated[Path, typer.Argument(help="A pack YAML file")],
+    json: JsonOption = False,
+) -> None:
+    """Check a pack against the safeguards; exit 1 on any error (warnings pass)."""
+    from xinyong.packs import load_pack
+    from xinyong.packs.lint import lint
+
+    with refused_input():
+        pack = load_pack(file)
+    findings = lint(pack)
+    errors = [f for f in findings if f.level == "error"]
+    if json:
+        emit_json(
+            {
+                "file": str(file),
+                "system": pack.system,
+                "errors": len(errors),
+                "warnings": len(findings) - len(errors),
+                "findings": [
+                    {"level": f.level, "rule_id": f.rule_id, "message": f.message} for f in findings
+                ],
+            }
+        )
+    else:
+        for f in findings:
+            colour = "red" if f.level == "error" else "yellow"
+            console.print(f"[{colour}]{f.level}[/] {f.rule_id}: {f.message}", highlight=False)
+        console.print(f"{file}: {len(errors)} errors, {len(findings) - len(errors)} warnings")
+    if errors:
+        raise typer.Exit(1)
+
+
+@packs_app.command("install")
+def packs_install(
+    file: Annotated[Path, typer.Argument(help="A pack YAML file")],
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+) -> None:
+    """Install a new pack version (it must lint without errors)."""
+    from xinyong.packs import install_pack
+
+    with refused_input(), open_store(db) as store:
+        pack = install_pack(store, file)
+    payload = {
+        "system": pack.system,
+        "version": pack.meta.version,
+        "effective_from": str(pack.meta.effective_from),
+    }
+    if json:
+        emit_json(payload)
+    else:
+        console.print(
+            f"installed {pack.system} {pack.meta.version} (effective {pack.meta.effective_from})"
+        )

@@ -1,0 +1,141 @@
+"""What one evaluation may read: the ledger as known at ``known_at``, as of ``as_of``.
+
+Every function here builds Ibis expressions only (no SQL text, no backend-only
+functions), so the same evaluation compiles for DuckDB, PostgreSQL and Spark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from xinyong.catalog import load_catalog
+from xinyong.catalog.vocabulary import attribute_column
+from xinyong.packs.expressions import Condition, Resolver, parse, to_ibis
+from xinyong.packs.schema import Pack
+from xinyong.timeutil import local_date
+
+REVOKED = "record.revoked"
+CONSENT_GRANTED = "subject.consent_granted"
+CONSENT_WITHDRAWN = "subject.consent_withdrawn"
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The records an evaluation reads.
+
+    ``records``: recorded at or before ``known_at`` and occurred at or before
+    ``as_of`` (restricted to ``subjects`` when given); ``revocations``: one row
+    per revoked record (target_record_id, revoked_at, revoking_record_id), the
+    earliest known revocation that occurred at or before ``as_of``.
+    """
+
+    store: Any
+    records: ir.Table
+    revocations: ir.Table
+    as_of: datetime
+    known_at: datetime
+    subjects: tuple[str, ...] | None
+
+
+def open_ledger(
+    store: Any, as_of: datetime, known_at: datetime, subjects: Iterable[str] | None = None
+) -> Ledger:
+    raw = store.table("records")
+    known = raw.filter(raw.recorded_at <= known_at, raw.occurred_at <= as_of)
+    wanted: tuple[str, ...] | None = None
+    records = known
+    if subjects is not None:
+        wanted = tuple(dict.fromkeys(subjects))
+        reach = set(wanted) | _represented(known, wanted)
+        records = known.filter(known.subject_id.isin(sorted(reach)))
+    # Revocations are registry-level: they apply whoever's subject they name.
+    rev = known.filter(known.type == REVOKED).select(
+        target_record_id=known[attribute_column("target_record_id")],
+        revoked_at=known.occurred_at,
+        revoking_record_id=known.record_id,
+    )
+    rev = first_per_group(rev, ["target_record_id"], ["revoked_at", "revoking_record_id"])
+    return Ledger(store, records, rev, as_of, known_at, wanted)
+
+
+def _represented(known: ir.Table, persons: tuple[str, ...]) -> set[str]:
+    """Organizations that named one of ``persons`` legal representative (any time)."""
+    if not persons:
+        return set()
+    rel = load_catalog().relations["legal_representative"]
+    col = known[attribute_column(rel.attribute)]
+    orgs = known.filter(known.type == rel.record_type, col.isin(list(persons)))
+    return {str(x) for x in orgs.select("subject_id").distinct().to_pyarrow()["subject_id"]}
+
+
+def first_per_group(t: ir.Table, keys: list[str], order: list[str]) -> ir.Table:
+    """The first row of each group in ``order`` (used on small derived tables only)."""
+    w = ibis.window(group_by=[t[k] for k in keys], order_by=[t[c] for c in order])
+    return t.mutate(_rn=ibis.row_number().over(w)).filter(lambda x: x._rn == 0).drop("_rn")
+
+
+def in_scope(pack: Pack, t: ir.Table) -> ir.Table:
+    return t.filter(
+        t.type.isin(list(pack.scope.record_types)),
+        t.source_kind.isin(list(pack.scope.source_kinds)),
+    )
+
+
+def not_revoked(led: Ledger, t: ir.Table) -> ir.Table:
+    return t.anti_join(led.revocations, t.record_id == led.revocations.target_record_id)
+
+
+def attr(t: ir.Table, name: str) -> ir.Value:
+    col = attribute_column(name)
+    if col in t.columns:
+        return t[col]
+    return ibis.null()
+
+
+def age_at_instant(birth: ir.Value, instant: datetime) -> ir.Value:
+    """Full years on the Shanghai date of a fixed instant (NULL without a birth date)."""
+    d = local_date(instant)
+    later = (birth.month() * 100 + birth.day()) > (d.month * 100 + d.day)
+    return ibis.literal(d.year) - birth.year() - ibis.cases((later, 1), else_=0)
+
+
+def age_at_column(birth: ir.Value, ts: ir.Value) -> ir.Value:
+    """Full years on the Shanghai date of each row's instant ``ts``."""
+    local = ts + ibis.interval(hours=8)
+    later = (birth.month() * 100 + birth.day()) > (local.month() * 100 + local.day())
+    return local.year() - birth.year() - ibis.cases((later, 1), else_=0)
+
+
+def record_resolver(t: ir.Table) -> Resolver:
+    """Condition names on a record: attributes, subject.age at occurrence, subject.kind."""
+
+    def resolve(name: str) -> ir.Value:
+        if name == "subject.age":
+            return age_at_column(t.birth_date, t.occurred_at)
+        if name == "subject.kind":
+            return t.subject_kind
+        return attr(t, name)
+
+    return resolve
+
+
+def condition(text: str | None, t: ir.Table) -> ir.BooleanValue | None:
+    """A pack condition on the rows of ``t``; NULL counts as not holding."""
+    if text is None:
+        return None
+    cond: Condition = parse(text)
+    return to_ibis(cond, record_resolver(t)).fill_null(False)
+
+
+def both(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
