@@ -10,6 +10,8 @@ A record no rule names is kept (NULL end).
 
 from __future__ import annotations
 
+from typing import Any
+
 import ibis
 import ibis.expr.types as ir
 
@@ -28,25 +30,29 @@ def rule_by_type(pack: Pack) -> dict[str, RetentionRule]:
 def with_retention_end(pack: Pack, led: Ledger, t: ir.Table) -> ir.Table:
     """``t`` (records) plus a ``retention_end`` column."""
     by_type = rule_by_type(pack)
-    branches = []
-    for rule in pack.retention:
-        if rule.start != "occurred":
-            continue
-        mine = [ty for ty, r in by_type.items() if r is rule]
-        if mine:
-            branches.append(
-                (t.type.isin(mine), t.occurred_at + ibis.interval(years=rule.years))
-            )
+
+    def from_occurrence(x: ir.Table) -> list[tuple[Any, Any]]:
+        branches = []
+        for rule in pack.retention:
+            mine = [ty for ty, r in by_type.items() if r is rule]
+            if rule.start == "occurred" and mine:
+                branches.append(
+                    (x.type.isin(mine), x.occurred_at + ibis.interval(years=rule.years))
+                )
+        return branches
+
     conduct = [r for r in pack.retention if r.start == "conduct_end"]
     if not conduct:
+        branches = from_occurrence(t)
         if not branches:
             return t.mutate(retention_end=ibis.null("timestamp"))
         return t.mutate(retention_end=ibis.cases(*branches, else_=ibis.null("timestamp")))
     ends = _conduct_ends(pack, led, t, conduct, by_type)
-    joined = t.left_join(ends, t.record_id == ends._rid)
-    tail = ends._conduct_retention_end
+    joined = t.left_join(ends, t.record_id == ends._rid).drop("_rid")
+    branches = from_occurrence(joined)
+    tail = joined._conduct_retention_end
     expr = ibis.cases(*branches, else_=tail) if branches else tail
-    return joined.mutate(retention_end=expr).drop("_rid", "_conduct_retention_end")
+    return joined.mutate(retention_end=expr).drop("_conduct_retention_end")
 
 
 def _conduct_ends(

@@ -100,9 +100,12 @@ def _as_number(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     else:
         text = series.astype("string").str.strip()
         # A blank or NA cell is a missing value, which the scorecard bins as missing.
-        text = text.mask(text.str.upper().isin(["", "NA", "NAN", "NULL", "NONE"]))
+        blank = text.str.upper().isin(["", "NA", "NAN", "NULL", "NONE"]).fillna(True)
+        text = text.mask(blank.astype(bool))
         lowered = text.str.lower()
-        text = text.mask(lowered == "true", "1").mask(lowered == "false", "0")
+        is_true = (lowered == "true").fillna(False).astype(bool)
+        is_false = (lowered == "false").fillna(False).astype(bool)
+        text = text.mask(is_true, "1").mask(is_false, "0")
         out = pd.to_numeric(text, errors="coerce").astype("float64")
         bad = out.isna() & text.notna()
         if bad.any():
@@ -182,9 +185,8 @@ def load_training_table(
     p = Path(path)
     frame = read_table(p)
     if target not in frame.columns:
-        raise ModelInputError(
-            f"{p}: no target column {target!r}; the columns are: {', '.join(map(str, frame.columns))}"
-        )
+        columns = ", ".join(map(str, frame.columns))
+        raise ModelInputError(f"{p}: no target column {target!r}; the columns are: {columns}")
     excluded = set(exclude or [])
     unknown = sorted((set(features or []) | excluded) - set(frame.columns))
     if unknown:
@@ -207,6 +209,6 @@ def load_training_table(
         ]
     if not names:
         raise ModelInputError(f"{p}: no numeric feature columns besides the target {target!r}")
-    columns = {name: _as_number(frame, name, p) for name in names}
+    numeric = {name: _as_number(frame, name, p) for name in names}
     y = _target(frame, target, bad, p)
-    return TrainingTable(p, pd.DataFrame(columns), y, target, bad)
+    return TrainingTable(p, pd.DataFrame(numeric), y, target, bad)

@@ -1,0 +1,215 @@
+"""evaluate(), materialize() and the table functions other modules build on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from xinyong.engine.consequences import COLUMNS as CONSEQUENCE_COLUMNS
+from xinyong.engine.consequences import consequences
+from xinyong.engine.explain import CONTRIBUTION_COLUMNS, REASON_COLUMNS, contributions, reasons
+from xinyong.engine.lists import list_entries
+from xinyong.engine.retention import visible
+from xinyong.engine.scope import Ledger, open_ledger
+from xinyong.engine.scores import feature_values, scores_of, subject_parts
+from xinyong.packs.schema import Pack
+from xinyong.timeutil import now_utc, parse_instant
+
+SCORE_COLUMNS = {"system": "string", "subject_id": "string", "score": "float64", "grade": "string"}
+ENTRY_COLUMNS = {
+    "system": "string",
+    "list_id": "string",
+    "subject_id": "string",
+    "key": "string",
+    "entry_record_id": "string",
+    "occurred_at": "timestamp",
+    "start_at": "timestamp",
+    "end_at": "timestamp",
+    "end_reason": "string",
+    "ending_record_id": "string",
+}
+
+Instant = datetime | date | str | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Lazy Ibis tables over the store's backend; nothing is computed until used."""
+
+    as_of: datetime
+    known_at: datetime
+    packs: tuple[Pack, ...]
+    scores: ir.Table
+    list_entries: ir.Table
+    consequences: ir.Table
+    contributions: ir.Table | None = None
+    reasons: ir.Table | None = None
+    subjects: tuple[str, ...] | None = field(default=None)
+
+
+def _instant(value: Instant, default: datetime) -> datetime:
+    """Python datetimes are naive UTC already (INTERFACES.md); text and dates are parsed
+    as registry input (a bare date is 00:00 Asia/Shanghai)."""
+    if value is None:
+        return default
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+    return parse_instant(value)
+
+
+def _empty(columns: dict[str, str]) -> ir.Table:
+    schema = ibis.schema(columns)
+    return ibis.memtable(pa.Table.from_pylist([], schema=schema.to_pyarrow()))
+
+
+def _union(tables: list[ir.Table], columns: dict[str, str]) -> ir.Table:
+    if not tables:
+        return _empty(columns)
+    shaped = [t.select(**{c: t[c].cast(ty) for c, ty in columns.items()}) for t in tables]
+    out = shaped[0]
+    for t in shaped[1:]:
+        out = out.union(t, distinct=False)
+    return out
+
+
+def _only(t: ir.Table, led: Ledger) -> ir.Table:
+    if led.subjects is None:
+        return t
+    return t.filter(t.subject_id.isin(list(led.subjects)))
+
+
+def evaluate(
+    store: Any,
+    packs: Iterable[Pack] | None = None,
+    *,
+    as_of: Instant = None,
+    known_at: Instant = None,
+    subjects: Iterable[str] | None = None,
+    explain: bool = False,
+) -> Evaluation:
+    """Scores, list entries and consequences of every pack at ``as_of``, as known at
+    ``known_at`` (both default to now). ``subjects`` restricts every output to those
+    subject ids (the organizations they represent are read to find consequences
+    reaching them)."""
+    now = now_utc()
+    t_as_of = _instant(as_of, now)
+    t_known = _instant(known_at, now)
+    if packs is None:
+        from xinyong.packs import installed_packs
+
+        packs = installed_packs(store, t_as_of)
+    chosen = tuple(packs)
+    led = open_ledger(store, t_as_of, t_known, subjects)
+    scores, entries, cons, contribs, why = [], [], [], [], []
+    for pack in chosen:
+        vis = visible(pack, led)
+        pack_scores = None
+        if pack.score is not None:
+            parts, spec = subject_parts(pack, led, vis)
+            pack_scores = scores_of(pack, parts, spec)
+            scores.append(pack_scores)
+            if explain:
+                c = contributions(pack, led, vis, parts)
+                r = reasons(pack, parts, spec)
+                contribs += [c] if c is not None else []
+                why += [r] if r is not None else []
+        pack_entries = list_entries(pack, led)
+        if pack_entries is not None:
+            entries.append(pack_entries)
+        cons += consequences(pack, led, pack_entries, pack_scores)
+    return Evaluation(
+        as_of=t_as_of,
+        known_at=t_known,
+        packs=chosen,
+        scores=_only(_union(scores, SCORE_COLUMNS), led),
+        list_entries=_only(_union(entries, ENTRY_COLUMNS), led),
+        consequences=_only(_union(cons, CONSEQUENCE_COLUMNS), led),
+        contributions=_only(_union(contribs, CONTRIBUTION_COLUMNS), led) if explain else None,
+        reasons=_only(_union(why, REASON_COLUMNS), led) if explain else None,
+        subjects=led.subjects,
+    )
+
+
+def visible_records(
+    store: Any,
+    pack: Pack,
+    *,
+    as_of: Instant = None,
+    known_at: Instant = None,
+    subjects: Iterable[str] | None = None,
+) -> ir.Table:
+    """Records the pack's system may see and show at ``as_of`` (in scope, known, not
+    revoked, within retention), with a ``retention_end`` column (NULL: kept)."""
+    now = now_utc()
+    led = open_ledger(store, _instant(as_of, now), _instant(known_at, now), subjects)
+    return _only(visible(pack, led), led)
+
+
+def feature_table(
+    store: Any, pack: Pack, as_of: Instant = None, known_at: Instant = None
+) -> ir.Table:
+    """subject_id plus one column per feature of the pack, for the subjects the pack
+    would score at ``as_of`` (consent, age and kind apply): the trainer's input."""
+    if pack.score is None:
+        raise ValueError(f"pack {pack.system} has no score section")
+    now = now_utc()
+    led = open_ledger(store, _instant(as_of, now), _instant(known_at, now))
+    return feature_values(pack, led, visible(pack, led))
+
+
+@contextmanager
+def _transaction(store: Any) -> Iterator[None]:
+    # The one backend-specific piece: DB-API style begin/commit on the connection.
+    store.sql.begin()
+    try:
+        yield
+    except BaseException:
+        store.sql.rollback()
+        raise
+    store.sql.commit()
+
+
+def materialize(store: Any, evaluation: Evaluation) -> int:
+    """Replace scores, list_entries and consequences with the evaluation's rows and
+    record the run; all in one transaction, computed inside the backend."""
+    if evaluation.subjects is not None:
+        raise ValueError("materialize a whole evaluation, not one restricted to subjects")
+    backend = store.ibis
+    runs = store.table("eval_runs")
+    records = store.table("records")
+    with _transaction(store):
+        backend.insert("scores", evaluation.scores, overwrite=True)
+        backend.insert("list_entries", evaluation.list_entries, overwrite=True)
+        backend.insert("consequences", evaluation.consequences, overwrite=True)
+        last_run = backend.execute(runs.run_id.max())
+        run_id = 1 if last_run is None or pd.isna(last_run) else int(last_run) + 1
+        known = records.filter(records.recorded_at <= evaluation.known_at)
+        last_batch = backend.execute(known.batch_id.max())
+        row = {
+            "run_id": [run_id],
+            "as_of": [evaluation.as_of],
+            "known_at": [evaluation.known_at],
+            "evaluated_at": [now_utc()],
+            "last_batch": [None if last_batch is None or pd.isna(last_batch) else int(last_batch)],
+        }
+        schema = ibis.schema(
+            {
+                "run_id": "int64",
+                "as_of": "timestamp",
+                "known_at": "timestamp",
+                "evaluated_at": "timestamp",
+                "last_batch": "int64",
+            }
+        )
+        backend.insert("eval_runs", ibis.memtable(pa.table(row, schema=schema.to_pyarrow())))
+    return run_id

@@ -1,0 +1,78 @@
+"""Scorecard features: aggregates of a subject's visible records, binned into points.
+
+Values when a subject has no matching record: ``count`` and ``distinct`` are 0;
+``sum``, ``max`` and ``days_since_last`` are NULL (the ``missing`` bin);
+``age`` is the age at ``as_of`` (NULL for organizations). ``days_since_last``
+counts whole days (floor of elapsed seconds / 86400).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from xinyong.engine.scope import age_at_instant, attr, both, condition
+from xinyong.packs.schema import Feature, ScorecardFeature
+
+
+def feature_filter(f: Feature, t: ir.Table, as_of: datetime) -> Any:
+    cond = t.type.isin(list(f.types)) if f.types else None
+    cond = both(cond, condition(f.when, t))
+    if f.window_days is not None:
+        cond = both(cond, t.occurred_at >= as_of - timedelta(days=f.window_days))
+    return cond if cond is not None else ibis.literal(True)
+
+
+def feature_metric(f: Feature, t: ir.Table, as_of: datetime) -> ir.Value:
+    """The grouped aggregate behind a feature (one column of the subject aggregate)."""
+    cond = feature_filter(f, t, as_of)
+    if f.aggregate == "count":
+        return ibis.cases((cond, 1), else_=0).sum()
+    if f.aggregate == "age":
+        return t.birth_date.max()
+    if f.aggregate == "days_since_last":
+        return ibis.cases((cond, t.occurred_at), else_=ibis.null("timestamp")).max()
+    value = attr(t, f.attribute or "")
+    picked = ibis.cases((cond, value), else_=ibis.null())
+    if f.aggregate == "sum":
+        return picked.sum()
+    if f.aggregate == "max":
+        return picked.max()
+    return picked.nunique()  # distinct
+
+
+def feature_value(f: Feature, metric: ir.Value, as_of: datetime) -> ir.Value:
+    """Turn the aggregate into the feature value (float64)."""
+    if f.aggregate == "age":
+        return age_at_instant(metric, as_of).cast("float64")
+    if f.aggregate == "days_since_last":
+        seconds = ibis.literal(as_of).epoch_seconds() - metric.epoch_seconds()
+        return (seconds / 86400).floor().cast("float64")
+    if f.aggregate in ("count", "distinct"):
+        return metric.fill_null(0).cast("float64")
+    return metric.cast("float64")
+
+
+def bin_points(sf: ScorecardFeature, value: ir.Value) -> ir.Value:
+    """Points of the first bin holding ``value`` ([lower, upper)); 0 when none does."""
+    branches = []
+    for b in sf.bins:
+        if b.missing:
+            branches.append((value.isnull(), ibis.literal(float(b.points))))
+            continue
+        cond = value.notnull()
+        if b.lower is not None:
+            cond = cond & (value >= b.lower)
+        if b.upper is not None:
+            cond = cond & (value < b.upper)
+        branches.append((cond, ibis.literal(float(b.points))))
+    if not branches:
+        return ibis.literal(0.0)
+    return ibis.cases(*branches, else_=ibis.literal(0.0))
+
+
+def best_points(sf: ScorecardFeature) -> float:
+    return max((b.points for b in sf.bins), default=0.0)

@@ -1,0 +1,182 @@
+"""Scores and grades: one grouped pass over a system's visible records.
+
+Every points rule (and every scorecard feature) is one CASE column of a single
+``GROUP BY subject_id`` aggregate; only rules with ``max_count`` need a ranked
+pass, and only over the records of their own type. The population is every
+subject with at least one visible record in the system's scope; consent,
+``min_age`` (persons only) and ``subject_kinds`` then decide who is scored.
+
+Decisions the schema leaves open: a window of N days counts records that
+occurred at or after ``as_of - N days``; a record whose ``multiplier`` is NULL
+does not count; consent is the later of the latest grant and the latest
+withdrawal for this system (a withdrawal at the same instant wins); ties in
+``max_count`` recency go to the larger record_id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from xinyong.engine.features import bin_points, feature_metric, feature_value
+from xinyong.engine.scope import (
+    CONSENT_GRANTED,
+    CONSENT_WITHDRAWN,
+    Ledger,
+    age_at_instant,
+    attr,
+    both,
+    condition,
+    record_resolver,
+)
+from xinyong.packs.expressions import parse, to_ibis
+from xinyong.packs.schema import Pack, Score, ScoreRule
+from xinyong.timeutil import parse_instant
+
+
+@dataclass(frozen=True)
+class Part:
+    """One column of points in the subject aggregate: a rule or a scorecard feature."""
+
+    column: str
+    rule_id: str
+    dimension: str | None
+    description: str
+    best: float  # the most a subject could get from it (0 for a deduction rule)
+
+
+def rule_match(rule: ScoreRule, t: ir.Table, led: Ledger) -> Any:
+    cond = both(t.type == rule.type, condition(rule.when, t))
+    if rule.applies_from is not None:
+        cond = cond & (t.occurred_at >= parse_instant(rule.applies_from))
+    if rule.window_days is not None:
+        cond = cond & (t.occurred_at >= led.as_of - timedelta(days=rule.window_days))
+    if rule.multiplier is not None:
+        cond = cond & rule_points(rule, t).notnull()
+    return cond
+
+
+def rule_points(rule: ScoreRule, t: ir.Table) -> ir.Value:
+    if rule.multiplier is None:
+        return ibis.literal(float(rule.points))
+    factor = to_ibis(parse(rule.multiplier), record_resolver(t))
+    return (ibis.literal(float(rule.points)) * factor).cast("float64")
+
+
+def counted(rule: ScoreRule, led: Ledger, vis: ir.Table) -> ir.Table:
+    """The records a rule counts (``max_count``: the most recent ones)."""
+    t = vis.filter(rule_match(rule, vis, led))
+    t = t.mutate(points=rule_points(rule, t))
+    if rule.max_count is None:
+        return t
+    w = ibis.window(group_by=t.subject_id, order_by=[t.occurred_at.desc(), t.record_id.desc()])
+    ranked = t.mutate(_rank=ibis.row_number().over(w))
+    return ranked.filter(ranked._rank < rule.max_count).drop("_rank")
+
+
+def _aggregate(pack: Pack, led: Ledger, vis: ir.Table, metrics: dict[str, Any]) -> ir.Table:
+    """Group the visible records by subject with ``metrics``; keep the scored subjects."""
+    score = pack.score
+    assert score is not None
+    base: dict[str, Any] = {"_kind": vis.subject_kind.max(), "_birth": vis.birth_date.max()}
+    if score.consent_required:
+        mine = attr(vis, "system") == pack.system
+        for name, ty in (("_granted", CONSENT_GRANTED), ("_withdrawn", CONSENT_WITHDRAWN)):
+            hit = (vis.type == ty) & mine
+            base[name] = ibis.cases((hit, vis.occurred_at), else_=None).max()
+    agg = vis.group_by("subject_id").aggregate(**base, **metrics)
+    return agg.filter(eligible(score, agg, led))
+
+
+def feature_values(pack: Pack, led: Ledger, vis: ir.Table) -> ir.Table:
+    """subject_id plus one float64 column per feature (named by its id), scored subjects only."""
+    score = pack.score
+    assert score is not None
+    metrics = {f"_m{i}": feature_metric(f, vis, led.as_of) for i, f in enumerate(score.features)}
+    agg = _aggregate(pack, led, vis, metrics)
+    values = {
+        f.id: feature_value(f, agg[f"_m{i}"], led.as_of) for i, f in enumerate(score.features)
+    }
+    return agg.select(subject_id=agg.subject_id, **values)
+
+
+def subject_parts(pack: Pack, led: Ledger, vis: ir.Table) -> tuple[ir.Table, list[Part]]:
+    """Scored subjects: subject_id plus one points column per rule or feature."""
+    score = pack.score
+    assert score is not None
+    metrics: dict[str, Any] = {}
+    parts: list[Part] = []
+    ranked: list[tuple[str, ir.Table]] = []
+    features = {f.id: f for f in score.features}
+    if score.scorecard is not None:
+        for i, sf in enumerate(score.scorecard.features):
+            metrics[f"_m{i}"] = feature_metric(features[sf.feature], vis, led.as_of)
+    else:
+        for i, rule in enumerate(score.rules):
+            if rule.max_count is None:
+                hit = rule_match(rule, vis, led)
+                metrics[f"_s{i}"] = ibis.cases((hit, rule_points(rule, vis)), else_=None).sum()
+            else:
+                c = counted(rule, led, vis)
+                ranked.append((f"_s{i}", c.group_by("subject_id").aggregate(_v=c.points.sum())))
+    agg = _aggregate(pack, led, vis, metrics)
+    for col, sums in ranked:
+        sums = sums.rename(_sid="subject_id")
+        agg = agg.left_join(sums, agg.subject_id == sums._sid).drop("_sid").rename({col: "_v"})
+    out: dict[str, Any] = {"subject_id": agg.subject_id}
+    if score.scorecard is not None:
+        for i, sf in enumerate(score.scorecard.features):
+            f = features[sf.feature]
+            value = feature_value(f, agg[f"_m{i}"], led.as_of)
+            out[f"p{i}"] = bin_points(sf, value)
+            best = max((b.points for b in sf.bins), default=0.0)
+            parts.append(Part(f"p{i}", f.id, f.dimension, f.description, best))
+    else:
+        for i, rule in enumerate(score.rules):
+            total = agg[f"_s{i}"].fill_null(0.0).cast("float64")
+            if rule.cap_points is not None:
+                total = total.clip(-rule.cap_points, rule.cap_points)
+            out[f"p{i}"] = total
+            parts.append(Part(f"p{i}", rule.id, None, rule.note or rule.id, 0.0))
+    return agg.select(**out), parts
+
+
+def eligible(score: Score, agg: ir.Table, led: Ledger) -> Any:
+    cond = agg._kind.isin(list(score.subject_kinds))
+    if score.min_age is not None:
+        old_enough = (age_at_instant(agg._birth, led.as_of) >= score.min_age).fill_null(False)
+        cond = cond & ((agg._kind != "person") | old_enough)
+    if score.consent_required:
+        cond = cond & (
+            agg._granted.notnull()
+            & (agg._withdrawn.isnull() | (agg._granted > agg._withdrawn)).fill_null(False)
+        )
+    return cond
+
+
+def scores_of(pack: Pack, parts: ir.Table, spec: list[Part]) -> ir.Table:
+    score = pack.score
+    assert score is not None
+    start = score.scorecard.offset if score.scorecard is not None else score.base
+    total: Any = ibis.literal(float(start))
+    for p in spec:
+        total = total + parts[p.column]
+    if score.min_score is not None or score.max_score is not None:
+        total = total.clip(score.min_score, score.max_score)
+    value = total.cast("float64")
+    t = parts.select(system=ibis.literal(pack.system), subject_id=parts.subject_id, score=value)
+    return t.mutate(grade=grade_of(score, t.score))
+
+
+def grade_of(score: Score, value: ir.Value) -> ir.Value:
+    branches = []
+    for band in score.grades:
+        cond = ibis.literal(True) if band.min is None else (value >= band.min)
+        branches.append((cond, ibis.literal(band.grade)))
+    if not branches:
+        return ibis.null("string")
+    return ibis.cases(*branches, else_=ibis.null("string"))

@@ -1,0 +1,399 @@
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import make_person_id, make_uscc
+
+from xinyong.ledger import intake
+from xinyong.ledger.intake import (
+    FileFormatError,
+    import_file,
+    register_source,
+    submit,
+)
+from xinyong.ledger.store import RegistryInUse, Store
+
+PID = make_person_id(date(1990, 5, 17))
+ORG = make_uscc()
+COURT = "court:371082-rongcheng"
+CITY = "city:rongcheng"
+BANK = "lender:bank-a"
+ADJ = "adjudicator:objections"
+RECORDED = datetime(2025, 1, 1)
+
+
+@pytest.fixture
+def reg(store: Store) -> Store:
+    register_source(store, COURT, "court")
+    register_source(store, "court:other", "court")
+    register_source(store, CITY, "city")
+    register_source(store, BANK, "lender")
+    register_source(store, ADJ, "adjudicator")
+    return store
+
+
+def rec(rid: str = "r1", **kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "record_id": rid, "subject_id": PID, "type": "traffic.red_light",
+        "occurred_at": "2024-03-05", "source": CITY, "attributes": {"ticket_no": "T1"},
+    }
+    base.update(kw)
+    return base
+
+
+def listing(rid: str = "L1", **attrs: Any) -> dict[str, Any]:
+    a = {"case_no": "(2024)鲁1082执1号", "ground": "obstructs_enforcement"}
+    a.update(attrs)
+    return rec(rid, type="court.listing_decision", source=COURT, attributes=a)
+
+
+def one_reject(store: Store, record: dict[str, Any]) -> tuple[str, str]:
+    res = submit(store, [record], recorded_at=RECORDED)
+    assert res.accepted == 0 and res.rejected == 1, res
+    r = res.rejects[0]
+    assert r.row == 1
+    return r.field, r.reason
+
+
+def count(store: Store, table: str = "records") -> int:
+    row = store.sql.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+# ---------------------------------------------------------------- accepted rows
+
+
+def test_accepted_row_is_canonical(reg: Store) -> None:
+    res = submit(reg, [listing(subject_id=PID.lower())], recorded_at=RECORDED)
+    assert (res.accepted, res.rejected, res.batch_id) == (1, 0, 1)
+    row = reg.sql.execute(
+        "SELECT subject_id, subject_kind, birth_date, occurred_at, source_kind, recorded_at, "
+        "batch_id, attributes, attr_extension_years, attr_grace_days, attr_ground, content_hash, "
+        "subject_flags FROM records").fetchone()
+    assert row is not None
+    assert row[:7] == (PID, "person", date(1990, 5, 17), datetime(2024, 3, 4, 16), "court",
+                       RECORDED, 1)
+    assert json.loads(row[7]) == {"case_no": "(2024)鲁1082执1号", "extension_years": 0,
+                                  "grace_days": 0, "ground": "obstructs_enforcement"}
+    assert list(json.loads(row[7])) == sorted(json.loads(row[7]))
+    assert row[8:11] == (0, 0, "obstructs_enforcement")
+    assert len(row[11]) == 64 and row[12] is None
+    b = reg.sql.execute("SELECT accepted, duplicates, rejected, recorded_at FROM batches").fetchall()
+    assert b == [(1, 0, 0, RECORDED)]
+
+
+def test_organization_and_flags(reg: Store) -> None:
+    odd = make_person_id(date(1990, 1, 1), address="110199")
+    res = submit(reg, [rec("a", subject_id=ORG), rec("b", subject_id=odd)], recorded_at=RECORDED)
+    assert res.accepted == 2
+    rows = reg.sql.execute(
+        "SELECT subject_kind, birth_date, subject_flags FROM records ORDER BY record_id").fetchall()
+    assert rows == [("organization", None, None),
+                    ("person", date(1990, 1, 1), "address_code_unknown")]
+
+
+def test_date_time_forms(reg: Store) -> None:
+    res = submit(reg, [rec("a", occurred_at="2024-03-05T10:00:00+08:00"),
+                       rec("b", occurred_at="2024-03-05T02:00:00Z"),
+                       rec("c", occurred_at="2024-03-05 10:00"),
+                       rec("d", occurred_at=datetime(2024, 3, 5, 10))], recorded_at=RECORDED)
+    assert res.accepted == 4, res.rejects
+    got = {r[0] for r in reg.sql.execute("SELECT occurred_at FROM records").fetchall()}
+    assert got == {datetime(2024, 3, 5, 2)}
+
+
+# ---------------------------------------------------------------- rejects
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"record_id": ""}, "record_id", "1-128"),
+        ({"record_id": "x" * 129}, "record_id", "1-128"),
+        ({"record_id": 5}, "record_id", "must be text"),
+        ({"subject_id": None}, "subject_id", "missing"),
+        ({"subject_id": PID[:17] + ("1" if PID[17] != "1" else "2")}, "subject_id",
+         "check character"),
+        ({"type": "traffic.speeding"}, "type", "unknown record type"),
+        ({"occurred_at": "5 March 2024"}, "occurred_at", "ISO 8601"),
+        ({"occurred_at": "2024-02-30"}, "occurred_at", "ISO 8601"),
+        ({"occurred_at": "2099-01-01"}, "occurred_at", "future"),
+        ({"source": "city:nowhere"}, "source", "not registered"),
+        ({"source": BANK}, "source", "lender source may not report traffic.red_light"),
+        ({"attributes": None}, "attributes", "missing"),
+        ({"attributes": "T1"}, "attributes", "object"),
+        ({"attributes": {}}, "attributes.ticket_no", "missing required"),
+        ({"attributes": {"ticket_no": "T1", "speed": 9}}, "attributes.speed", "unknown attribute"),
+        ({"attributes": {"ticket_no": 7}}, "attributes.ticket_no", "must be text"),
+        ({"extra": 1}, "extra", "unknown envelope field"),
+    ],
+)
+def test_envelope_rejects(reg: Store, change: dict[str, Any], field: str, reason: str) -> None:
+    got = one_reject(reg, rec(**change))
+    assert got[0] == field and reason in got[1], got
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "reason"),
+    [
+        (listing(ground="bad_mood"), "attributes.ground", "must be one of"),
+        (listing(extension_years=4), "attributes.extension_years", "≤ 3"),
+        (listing(extension_years=1.5), "attributes.extension_years", "integer"),
+        (listing(extension_years="1"), "attributes.extension_years", "integer"),
+        (listing(extension_years=True), "attributes.extension_years", "integer"),
+        (listing(grace_days=-1), "attributes.grace_days", "≥ 0"),
+        (listing(ground="able_but_refuses", extension_years=1), "attributes.extension_years",
+         "able_but_refuses"),
+        (rec(type="civic.volunteering", attributes={"hours": 0}), "attributes.hours", "> 0"),
+        (rec(type="civic.volunteering", attributes={"hours": "2"}), "attributes.hours", "number"),
+        (rec(type="loan.opened", source=BANK,
+             attributes={"account_id": "a", "kind": "mortgage", "amount": -1}),
+         "attributes.amount", "≥ 0"),
+        (rec(type="registry.legal_representative", source="regulator:samr", subject_id=ORG,
+             attributes={"person_id": PID}), "source", "not registered"),
+    ],
+)
+def test_attribute_rejects(reg: Store, record: dict[str, Any], field: str, reason: str) -> None:
+    got = one_reject(reg, record)
+    assert got[0] == field and reason in got[1], got
+
+
+def test_integral_numbers_and_defaults(reg: Store) -> None:
+    res = submit(reg, [listing("a", extension_years=2.0, grace_days=30)], recorded_at=RECORDED)
+    assert res.accepted == 1, res.rejects
+    assert reg.sql.execute("SELECT attr_extension_years, attr_grace_days FROM records"
+                           ).fetchone() == (2, 30)
+
+
+def test_legal_representative(reg: Store) -> None:
+    register_source(reg, "regulator:samr", "regulator")
+
+    def lr(rid: str, subject: str, person: str) -> dict[str, Any]:
+        return rec(rid, type="registry.legal_representative", source="regulator:samr",
+                   subject_id=subject, attributes={"person_id": person})
+
+    res = submit(reg, [lr("ok", ORG, PID.lower()), lr("on-person", PID, PID),
+                       lr("bad-person", ORG, PID[:17] + ("1" if PID[17] != "1" else "2")),
+                       lr("org-as-person", ORG, ORG)], recorded_at=RECORDED)
+    assert res.accepted == 1
+    got = {r.record_id: (r.field, r.reason) for r in res.rejects}
+    assert got["on-person"][0] == "subject_id" and "organization" in got["on-person"][1]
+    assert got["bad-person"][0] == "attributes.person_id"
+    assert "check character" in got["bad-person"][1]
+    assert got["org-as-person"][0] == "attributes.person_id"
+    assert reg.sql.execute("SELECT attr_person_id FROM records").fetchone() == (PID,)
+
+
+def test_duplicates_and_conflicts(reg: Store) -> None:
+    first = submit(reg, [rec("a"), rec("b")], recorded_at=RECORDED)
+    assert first.accepted == 2
+    again = submit(reg, [rec("a", occurred_at="2024-03-05T00:00:00+08:00"),
+                         rec("b", attributes={"ticket_no": "OTHER"}),
+                         rec("c"), rec("c"), rec("d"), rec("d", attributes={"ticket_no": "X"})],
+                   recorded_at=RECORDED)
+    assert (again.accepted, again.duplicates, again.rejected) == (2, 2, 2)
+    reasons = {(r.record_id, r.row): r.reason for r in again.rejects}
+    assert "ledger" in reasons[("b", 2)] and "row 5" in reasons[("d", 6)]
+    assert count(reg) == 4
+    # a batch of only duplicates writes nothing
+    none = submit(reg, [rec("a")], recorded_at=RECORDED)
+    assert (none.accepted, none.duplicates, none.batch_id) == (0, 1, None)
+    assert count(reg, "batches") == 2
+
+
+def test_revocations(reg: Store) -> None:
+    def revoke(rid: str, target: str, source: str) -> dict[str, Any]:
+        return rec(rid, type="record.revoked", source=source,
+                   attributes={"target_record_id": target, "reason": "entered in error"})
+
+    submit(reg, [listing("L1")], recorded_at=RECORDED)
+    res = submit(reg, [
+        revoke("v1", "L1", COURT),            # same source: ok
+        revoke("v2", "L1", "court:other"),    # other court: refused
+        revoke("v3", "L1", ADJ),              # adjudicator: ok
+        revoke("v4", "nope", COURT),          # no such record
+        revoke("v5", "L2", COURT),            # L2 comes later in the batch
+        listing("L2"),
+        revoke("v6", "L2", COURT),            # earlier in the batch: ok
+        rec("bad", source="city:nowhere"),
+        revoke("v7", "bad", CITY),            # target rejected in the batch
+    ], recorded_at=RECORDED)
+    ok = {r[0] for r in reg.sql.execute("SELECT record_id FROM records").fetchall()}
+    assert ok == {"L1", "v1", "v3", "L2", "v6"}
+    got = {r.record_id: r for r in res.rejects}
+    assert set(got) == {"v2", "v4", "v5", "bad", "v7"}
+    assert got["v2"].field == "attributes.target_record_id" and "adjudicator" in got["v2"].reason
+    assert "not found" in got["v4"].reason and "not found" in got["v5"].reason
+
+
+# ---------------------------------------------------------------- files
+
+
+def _sample() -> list[dict[str, Any]]:
+    return [listing("L1", grace_days=10), rec("t1"), rec("t2", subject_id=ORG),
+            rec("bad", attributes={"ticket_no": 1}),
+            rec("v1", type="civic.volunteering", attributes={"hours": 2.5})]
+
+
+def _write(path: Path, records: list[dict[str, Any]], struct: bool = False) -> Path:
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                        "utf-8")
+    elif path.suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["record_id", "subject_id", "type", "occurred_at", "source", "attributes"])
+            for r in records:
+                w.writerow([r["record_id"], r["subject_id"], r["type"], r["occurred_at"],
+                            r["source"], json.dumps(r["attributes"], ensure_ascii=False)])
+    else:
+        cols = {k: [r[k] for r in records] for k in records[0]}
+        if not struct:
+            cols["attributes"] = [json.dumps(a, ensure_ascii=False) for a in cols["attributes"]]
+        pq.write_table(pa.table(cols), path)
+    return path
+
+
+def _ledger(store: Store) -> list[tuple[Any, ...]]:
+    return store.sql.execute(
+        "SELECT record_id, subject_id, type, occurred_at, attributes, content_hash "
+        "FROM records ORDER BY record_id").fetchall()
+
+
+@pytest.mark.parametrize("name", ["in.jsonl", "in.csv", "in.parquet", "struct.parquet"])
+def test_formats_are_equivalent(tmp_path: Path, name: str) -> None:
+    results = []
+    for label, fname in (("ref", "ref.jsonl"), ("other", name)):
+        with Store(tmp_path / f"{label}.duckdb") as st:
+            for s, k in ((COURT, "court"), (CITY, "city")):
+                register_source(st, s, k)
+            path = _write(tmp_path / fname, _sample(), struct=name.startswith("struct"))
+            res = import_file(st, path, progress=False, recorded_at=RECORDED)
+            assert (res.accepted, res.rejected) == (4, 1)
+            assert res.rejects_file == tmp_path / (fname + ".rejects.jsonl")
+            lines = [json.loads(x) for x in res.rejects_file.read_text().splitlines()]
+            assert lines[0]["record_id"] == "bad" and lines[0]["field"] == "attributes.ticket_no"
+            results.append(_ledger(st))
+    assert results[0] == results[1]
+
+
+def test_row_numbers_and_report_path(reg: Store, tmp_path: Path) -> None:
+    path = _write(tmp_path / "x.csv", _sample())
+    res = import_file(reg, path, progress=True, rejects_path=tmp_path / "r.jsonl",
+                      recorded_at=RECORDED)
+    assert res.rejects[0].row == 5  # header is line 1
+    assert res.rejects_file == tmp_path / "r.jsonl"
+    path = _write(tmp_path / "x.jsonl", _sample())
+    assert import_file(reg, path, progress=False, recorded_at=RECORDED).rejects[0].row == 4
+
+
+def test_strict_refuses_everything(reg: Store, tmp_path: Path) -> None:
+    path = _write(tmp_path / "x.parquet", _sample())
+    res = import_file(reg, path, strict=True, progress=False, recorded_at=RECORDED)
+    assert res.refused and res.accepted == 0 and res.rejected == 1 and res.batch_id is None
+    assert count(reg) == 0 and count(reg, "batches") == 0
+    assert res.rejects_file is not None and res.rejects_file.exists()
+    clean = _write(tmp_path / "y.parquet", [r for r in _sample() if r["record_id"] != "bad"])
+    res = import_file(reg, clean, strict=True, progress=False, recorded_at=RECORDED)
+    assert res.accepted == 4 and not res.refused and res.rejects_file is None
+
+
+def test_malformed_files(reg: Store, tmp_path: Path) -> None:
+    bad_json = tmp_path / "a.jsonl"
+    bad_json.write_text(json.dumps(rec()) + "\n\n{not json\n")
+    with pytest.raises(FileFormatError, match=r"a\.jsonl, line 3"):
+        import_file(reg, bad_json, progress=False)
+    missing = tmp_path / "b.csv"
+    missing.write_text("record_id,subject_id,type\nr1,x,y\n")
+    with pytest.raises(FileFormatError, match="missing column.*occurred_at"):
+        import_file(reg, missing, progress=False)
+    ragged = tmp_path / "c.csv"
+    ragged.write_text("record_id,subject_id,type,occurred_at,source,attributes\n"
+                      "r1,x,y,2024-01-01,s,{}\nr2,x\n")
+    with pytest.raises(FileFormatError, match=r"c\.csv, line 3"):
+        import_file(reg, ragged, progress=False)
+    junk = tmp_path / "d.parquet"
+    junk.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(FileFormatError, match=r"d\.parquet: not a readable Parquet"):
+        import_file(reg, junk, progress=False)
+    nocol = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"record_id": ["a"]}), nocol)
+    with pytest.raises(FileFormatError, match="missing column"):
+        import_file(reg, nocol, progress=False)
+    with pytest.raises(FileFormatError, match="unknown file type"):
+        import_file(reg, tmp_path / "f.xml", progress=False)
+    assert count(reg) == 0 and count(reg, "batches") == 0
+
+
+# ---------------------------------------------------------------- atomicity, concurrency
+
+
+def test_injected_failure_rolls_back(reg: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom() -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(intake, "_before_commit", boom)
+    with pytest.raises(RuntimeError):
+        submit(reg, [rec("a"), rec("b")], recorded_at=RECORDED)
+    assert count(reg) == 0 and count(reg, "batches") == 0
+    monkeypatch.setattr(intake, "_before_commit", None)
+    assert submit(reg, [rec("a")], recorded_at=RECORDED).batch_id == 1
+
+
+_CHILD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from xinyong.ledger import intake
+    from xinyong.ledger.store import Store
+    db, src, marker = sys.argv[1:4]
+    def hang():
+        Path(marker).write_text("in transaction")
+        time.sleep(600)
+    intake._before_commit = hang
+    with Store(db) as st:
+        intake.import_file(st, src, progress=False)
+""")
+
+
+def _child(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    marker = tmp_path / "marker"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path / "reg.duckdb"),
+                             str(src), str(marker)], env=env)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, "child ended early"
+        assert time.monotonic() < deadline, "child never reached the commit"
+        time.sleep(0.05)
+    return proc, marker
+
+
+def test_killed_import_leaves_nothing_and_locks_out_writers(tmp_path: Path) -> None:
+    with Store(tmp_path / "reg.duckdb") as st:
+        register_source(st, COURT, "court")
+        register_source(st, CITY, "city")
+    src = _write(tmp_path / "x.parquet", [rec(f"r{i}") for i in range(2000)])
+    proc, _ = _child(tmp_path, src)
+    try:
+        with pytest.raises(RegistryInUse):
+            Store(tmp_path / "reg.duckdb")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with Store(tmp_path / "reg.duckdb") as st:
+        assert count(st) == 0 and count(st, "batches") == 0
+        assert import_file(st, src, progress=False).accepted == 2000
