@@ -39,7 +39,8 @@ def org(i: int) -> str:
     body = f"{i:08d}"
     c = 11 - sum(int(a) * w for a, w in zip(body, _OW, strict=True)) % 11
     first = "91371082" + body + {10: "X", 11: "0"}.get(c, str(c))
-    return first + _U[(31 - sum(_U.index(a) * w for a, w in zip(first, _UW, strict=True)) % 31) % 31]
+    total = sum(_U.index(a) * w for a, w in zip(first, _UW, strict=True))
+    return first + _U[(31 - total % 31) % 31]
 
 
 def generate(n: int, path: Path, struct: bool = False) -> None:

@@ -166,7 +166,7 @@ def rounded(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return norm([{**r, "score": round(r["score"], 6)} for r in rs])
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
           HealthCheck.function_scoped_fixture])
 @given(records=ledgers(), p=packs(), data=st.data())
 def test_engine_equals_reference(store: Store, records: list, p: Any, data: Any) -> None:

@@ -4,9 +4,9 @@ import random
 from datetime import date
 
 import pytest
-from conftest import make_person_id, make_uscc, org_check, ric_check, uscc_check
 from stdnum.cn import ric, uscc
 
+from conftest import make_person_id, make_uscc, org_check, ric_check, uscc_check
 from xinyong.catalog.identifiers import (
     ADDRESS_CODE_UNKNOWN,
     InvalidIdentifier,

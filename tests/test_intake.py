@@ -15,8 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_person_id, make_uscc
 
+from conftest import make_person_id, make_uscc
 from xinyong.ledger import intake
 from xinyong.ledger.intake import (
     FileFormatError,
@@ -78,7 +78,7 @@ def count(store: Store, table: str = "records") -> int:
 
 
 def test_accepted_row_is_canonical(reg: Store) -> None:
-    res = submit(reg, [listing(subject_id=PID.lower())], recorded_at=RECORDED)
+    res = submit(reg, [{**listing(), "subject_id": PID.lower()}], recorded_at=RECORDED)
     assert (res.accepted, res.rejected, res.batch_id) == (1, 0, 1)
     row = reg.sql.execute(
         "SELECT subject_id, subject_kind, birth_date, occurred_at, source_kind, recorded_at, "
@@ -92,7 +92,8 @@ def test_accepted_row_is_canonical(reg: Store) -> None:
     assert list(json.loads(row[7])) == sorted(json.loads(row[7]))
     assert row[8:11] == (0, 0, "obstructs_enforcement")
     assert len(row[11]) == 64 and row[12] is None
-    b = reg.sql.execute("SELECT accepted, duplicates, rejected, recorded_at FROM batches").fetchall()
+    b = reg.sql.execute("SELECT accepted, duplicates, rejected, recorded_at FROM batches"
+                        ).fetchall()
     assert b == [(1, 0, 0, RECORDED)]
 
 
@@ -245,7 +246,7 @@ def test_revocations(reg: Store) -> None:
 
 def _sample() -> list[dict[str, Any]]:
     return [listing("L1", grace_days=10), rec("t1"), rec("t2", subject_id=ORG),
-            rec("bad", attributes={"ticket_no": 1}),
+            rec("bad", attributes={"ticket_no": "T9", "speed": "fast"}),
             rec("v1", type="civic.volunteering", attributes={"hours": 2.5})]
 
 
@@ -286,7 +287,7 @@ def test_formats_are_equivalent(tmp_path: Path, name: str) -> None:
             assert (res.accepted, res.rejected) == (4, 1)
             assert res.rejects_file == tmp_path / (fname + ".rejects.jsonl")
             lines = [json.loads(x) for x in res.rejects_file.read_text().splitlines()]
-            assert lines[0]["record_id"] == "bad" and lines[0]["field"] == "attributes.ticket_no"
+            assert lines[0]["record_id"] == "bad" and lines[0]["field"] == "attributes.speed"
             results.append(_ledger(st))
     assert results[0] == results[1]
 

@@ -41,8 +41,12 @@ def test_same_seed_same_bytes(city: CityFiles, tmp_path: Path) -> None:
     assert _digest([again.labels_path]) == _digest([city.labels_path])
     other = generate_city(tmp_path / "b", persons=500, organizations=20, seed=12)
     first = other.record_paths[0].read_bytes()
-    assert first != generate_city(tmp_path / "c", persons=500, organizations=20, seed=13)\
-        .record_paths[0].read_bytes()
+    assert (
+        first
+        != generate_city(tmp_path / "c", persons=500, organizations=20, seed=13)
+        .record_paths[0]
+        .read_bytes()
+    )
 
 
 def test_every_identifier_is_valid(city: CityFiles) -> None:
@@ -73,9 +77,11 @@ def test_address_lineages_cover_every_birth_year() -> None:
 def test_records_conform_to_the_catalog(city: CityFiles) -> None:
     catalog = load_catalog()
     kinds = dict(city.sources)
-    rows = _records(city).query(
-        "r", "select type, source, attributes, subject_id, record_id from r"
-    ).fetchall()
+    rows = (
+        _records(city)
+        .query("r", "select type, source, attributes, subject_id, record_id from r")
+        .fetchall()
+    )
     assert len({r[4] for r in rows}) == len(rows)
     for type_, source, attributes, subject_id, _ in rows:
         spec = catalog.types[type_]
@@ -102,11 +108,15 @@ def test_minors_are_present_and_have_records(city: CityFiles) -> None:
         [str(city.subjects_path), date(city.end.year - 18, city.end.month, city.end.day)],
     ).fetchone()
     assert minors is not None and 0.1 < minors[0] / city.persons < 0.3
-    young = _records(city).query(
-        "r",
-        "select count(*) from r where type like 'traffic.jaywalking' "
-        "and substr(subject_id, 7, 4)::int > 2008",
-    ).fetchone()
+    young = (
+        _records(city)
+        .query(
+            "r",
+            "select count(*) from r where type like 'traffic.jaywalking' "
+            "and substr(subject_id, 7, 4)::int > 2008",
+        )
+        .fetchone()
+    )
     assert young is not None and young[0] > 0
 
 
@@ -135,12 +145,15 @@ def test_intake_accepts_every_record(city: CityFiles, tmp_path: Path) -> None:
     intake = pytest.importorskip("xinyong.ledger.intake")
     from xinyong.ledger.store import Store
 
-    small = generate_city(tmp_path / "small", persons=600, organizations=40, seed=3)
+    small = generate_city(
+        tmp_path / "small", persons=600, organizations=40, seed=3, start=date(2023, 1, 1)
+    )
     with Store(tmp_path / "r.duckdb") as store:
         for source_id, kind in small.sources:
             intake.register_source(store, source_id, kind)
         for year in small.years:
-            result = intake.import_file(store, year.path, progress=False,
-                                        recorded_at=year.recorded_at)  # fmt: skip
+            result = intake.import_file(
+                store, year.path, progress=False, recorded_at=year.recorded_at
+            )
             assert result.rejected == 0, result.rejects[:3]
             assert result.accepted == year.records

@@ -22,9 +22,9 @@ reason only for the ids it fails.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np

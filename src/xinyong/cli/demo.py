@@ -77,16 +77,19 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
 @app.command()
 def demo(
     db: DbOption = DEFAULT_DB,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the city files and the report.")]
-    = Path("out"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the city files and the report.")
+    ] = Path("out"),
     persons: Annotated[int, typer.Option(min=1)] = 100_000,
     organizations: Annotated[int, typer.Option(min=0)] = 5_000,
     start: Annotated[str, typer.Option(help="First day simulated (YYYY-MM-DD).")] = "2015-01-01",
-    end: Annotated[str, typer.Option(help="Day the simulation ends; evaluated as of then.")]
-    = "2026-11-01",
+    end: Annotated[
+        str, typer.Option(help="Day the simulation ends; evaluated as of then.")
+    ] = "2026-11-01",
     seed: int = 20140614,
-    report: Annotated[Path | None, typer.Option(help="HTML report (default OUT/report.html).")]
-    = None,
+    report: Annotated[
+        Path | None, typer.Option(help="HTML report (default OUT/report.html).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing registry.")] = False,
     json: JsonOption = False,
 ) -> None:
@@ -100,8 +103,9 @@ def demo(
     if db.exists() and not force and not _is_demo_registry(db):
         fail(f"{db} exists and is not a demo registry; pass --force to replace it")
     with refused_input():
-        summary = _run(db, out, persons, organizations, d_start, d_end, seed,
-                       report or out / "report.html")  # fmt: skip
+        summary = _run(
+            db, out, persons, organizations, d_start, d_end, seed, report or out / "report.html"
+        )
     if json:
         emit_json(summary)
     else:
@@ -109,9 +113,15 @@ def demo(
 
 
 def _run(
-    db: Path, out: Path, persons: int, organizations: int, start: date, end: date, seed: int,
+    db: Path,
+    out: Path,
+    persons: int,
+    organizations: int,
+    start: date,
+    end: date,
+    seed: int,
     report: Path,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     from xinyong.engine import evaluate, materialize
     from xinyong.ledger.intake import import_file, register_source
     from xinyong.ledger.store import Store
@@ -131,9 +141,14 @@ def _run(
         task = bar.add_task("generating city", total=persons + organizations)
         with _timed(timings, "generate"):
             city = generate_city(
-                city_dir, persons, organizations, start=start, end=end, seed=seed,
+                city_dir,
+                persons,
+                organizations,
+                start=start,
+                end=end,
+                seed=seed,
                 progress=lambda done, _total: bar.update(task, completed=done),
-            )  # fmt: skip
+            )
         for source_id, kind in city.sources:
             register_source(store, source_id, kind)
         task = bar.add_task("importing yearly batches", total=city.records)
@@ -141,8 +156,7 @@ def _run(
         with _timed(timings, "import"):
             for year in city.years:
                 bar.update(task, description=f"importing {year.year}")
-                result = import_file(store, year.path, progress=False,
-                                     recorded_at=year.recorded_at)  # fmt: skip
+                result = import_file(store, year.path, progress=False, recorded_at=year.recorded_at)
                 rejected += result.rejected
                 bar.advance(task, year.records)
         bar.update(task, description="importing yearly batches")
@@ -166,7 +180,7 @@ def _run(
                 context={
                     "city": city,
                     "packs": [{"system": p.system, "version": p.meta.version} for p in packs],
-                    "generated_at": to_local_iso(now_utc()),
+                    "generated_at": to_local_iso(now_utc().replace(microsecond=0)),
                 },
             )
             bar.advance(task)
@@ -222,13 +236,14 @@ def _print(summary: dict[str, Any]) -> None:
     console.print(endings)
 
     warnings = [f for f in summary["lint"] if f["level"] == "warning"]
-    console.print(f"Linter: {len(warnings)} warning(s) on the shipped packs; "
-                  f"minors listed: {summary['minors_listed']}; rejected records: "
-                  f"{summary['rejected']}")  # fmt: skip
+    console.print(
+        f"Linter: {len(warnings)} warning(s) on the shipped packs; "
+        f"minors listed: {summary['minors_listed']}; rejected records: "
+        f"{summary['rejected']}"
+    )
     t = summary["timings"]
     console.print(
-        "Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items())
+        "Timings: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in t.items())
         + f"\nReport: [bold]{summary['report']}[/]  Registry: {summary['db']}"
     )
-
-

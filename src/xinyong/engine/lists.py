@@ -97,12 +97,17 @@ def _entries(pack: Pack, spec: ListSpec, led: Ledger) -> ir.Table:
     e = e.select(
         "record_id", "subject_id", "key", "occurred_at", "start_at", "_term_end", "retention_end"
     )
+    # Every helper reads the same base table and joins back once: nesting the
+    # joins would repeat the base query in each later stage.
     rev = led.revocations
-    e = e.left_join(rev, e.record_id == rev.target_record_id).drop("target_record_id")
     rem = _first_removal(pack, spec, led, e)
-    e = e.left_join(rem, e.record_id == rem._eid).drop("_eid")
     sup = _first_successor(led, e)
-    e = e.left_join(sup, e.record_id == sup._eid).drop("_eid")
+    e = (
+        e.left_join(rev, e.record_id == rev.target_record_id)
+        .left_join(rem, e.record_id == rem._eid)
+        .left_join(sup, e.record_id == sup._sid_eid)
+        .drop("target_record_id", "_eid", "_sid_eid")
+    )
 
     def candidates(t: ir.Table) -> list[tuple[Any, Any]]:
         return [
@@ -175,11 +180,11 @@ def _first_removal(pack: Pack, spec: ListSpec, led: Ledger, e: ir.Table) -> ir.T
 
 
 def _first_successor(led: Ledger, e: ir.Table) -> ir.Table:
-    live = e.filter(e.revoked_at.isnull())
+    live = not_revoked(led, e)
     s = live.select(
         _ssid=live.subject_id, _skey=live.key, _sup_at=live.occurred_at, _sup_id=live.record_id
     )
     later = (s._sup_at > e.occurred_at) | ((s._sup_at == e.occurred_at) & (s._sup_id > e.record_id))
     pairs = e.join(s, [e.subject_id == s._ssid, _same_key(e.key, s._skey), later])
-    pairs = pairs.select(_eid=e.record_id, _sup_at=s._sup_at, _sup_id=s._sup_id)
-    return first_per_group(pairs, ["_eid"], ["_sup_at", "_sup_id"])
+    pairs = pairs.select(_sid_eid=e.record_id, _sup_at=s._sup_at, _sup_id=s._sup_id)
+    return first_per_group(pairs, ["_sid_eid"], ["_sup_at", "_sup_id"])

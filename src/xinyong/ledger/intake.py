@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -313,7 +313,7 @@ def _validation_sql(tname: str | None) -> str:
         v = f"vals[{i}]"
         vbranches: list[str] = []
         ebranches: list[str] = []
-        for spec, tnames in _group_by_spec(per_type):
+        for spec, _tnames in _group_by_spec(per_type):
             cond = "true"  # one query per type: every row here has this type
             value, err = _spec_value_sql(aname, spec, v)
             if spec.default is not None:
@@ -363,10 +363,14 @@ WITH base AS (
            WHEN regexp_full_match(i.occurred_at, '{occ_re_time}')
              THEN TRY_CAST(replace(i.occurred_at, 'T', ' ') AS TIMESTAMP) - INTERVAL 8 HOUR
            WHEN regexp_full_match(i.occurred_at, '{occ_re_off}')
-             THEN TRY_CAST(replace(regexp_extract(i.occurred_at, '^([^Z+]*?)(Z|[+-][0-9:]{{5}})$', 1),
-                                   'T', ' ') AS TIMESTAMP)
+             THEN TRY_CAST(replace(
+                    CASE WHEN i.occurred_at LIKE '%Z'
+                         THEN substr(i.occurred_at, 1, length(i.occurred_at) - 1)
+                         ELSE substr(i.occurred_at, 1, length(i.occurred_at) - 6) END,
+                    'T', ' ') AS TIMESTAMP)
                   - CASE WHEN i.occurred_at LIKE '%Z' THEN INTERVAL 0 MINUTE ELSE
-                      to_minutes(CAST((CASE WHEN substr(i.occurred_at, -6, 1) = '-' THEN -1 ELSE 1 END)
+                      to_minutes(CAST(
+                        (CASE WHEN substr(i.occurred_at, -6, 1) = '-' THEN -1 ELSE 1 END)
                         * (CAST(substr(i.occurred_at, -5, 2) AS INTEGER) * 60
                            + CAST(substr(i.occurred_at, -2, 2) AS INTEGER)) AS BIGINT)) END
            ELSE o.instant
@@ -465,12 +469,15 @@ FROM (
 
 def _ids_table(con: Any) -> pa.Table:
     specs = _attr_specs()
-    person_attrs = [n for n, per in specs.items() if any(s.type == "person_id" for s in per.values())]
+    person_attrs = [n for n, per in specs.items()
+                    if any(s.type == "person_id" for s in per.values())]
     parts = ["SELECT upper(trim(subject_id)) AS sid FROM _xin_in WHERE subject_id IS NOT NULL"]
     for n in person_attrs:
+        types = ", ".join(_lit(t) for t in specs[n])
         parts.append(
             f"SELECT upper(trim(try(json_extract_string(attributes, '$.\"{n}\"')))) FROM _xin_in "
-            f"WHERE attributes IS NOT NULL AND try(json_type(attributes, '$.\"{n}\"')) = 'VARCHAR'"
+            f"WHERE type IN ({types}) AND attributes IS NOT NULL "
+            f"AND try(json_type(attributes, '$.\"{n}\"')) = 'VARCHAR'"
         )
     distinct = con.execute(
         "SELECT DISTINCT sid FROM (" + " UNION ALL ".join(parts) + ") WHERE sid IS NOT NULL"
@@ -491,7 +498,8 @@ def _ids_table(con: Any) -> pa.Table:
                 continue
             # a form the fast path does not decide (should not happen); trust the reference
             kind[i] = 1 if sid.kind == "person" else 2
-            birth[i] = np.datetime64(sid.birth_date, "D") if sid.birth_date else np.datetime64("NaT")
+            birth[i] = (np.datetime64(sid.birth_date, "D") if sid.birth_date
+                        else np.datetime64("NaT"))
             flag[i] = ADDRESS_CODE_UNKNOWN in sid.flags
     return pa.table({
         "sid": distinct,
@@ -633,10 +641,8 @@ def _finish(
             _before_commit()
         con.execute("COMMIT")
     except BaseException:
-        try:
+        with suppress(Exception):  # already rolled back
             con.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - already rolled back
-            pass
         raise
     result.batch_id = batch_id
     return result

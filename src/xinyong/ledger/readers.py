@@ -193,11 +193,24 @@ def read_csv(path: Path) -> Normalized:
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         if bad:
-            raise FileFormatError(bad[0]) from None
+            raise FileFormatError(_first_ragged_line(path, len(names)) or bad[0]) from None
         raise FileFormatError(f"{path}: not a readable CSV file: {exc}") from None
     # CSV rows are numbered by line (the header is line 1).
     rows = pa.array(range(2, table.num_rows + 2), type=pa.int64())
     return _assemble(path, table, rows)
+
+
+def _first_ragged_line(path: Path, expected: int) -> str | None:
+    """Locate the first row with the wrong number of fields (error path only)."""
+    import csv
+
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        for fields in reader:
+            if len(fields) != expected:
+                return (f"{path}, line {reader.line_num}: expected {expected} columns, "
+                        f"found {len(fields)}")
+    return None
 
 
 def _occurred_text(path: Path, col: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -7,11 +7,15 @@ import re
 from typing import Any
 
 import matplotlib
+from cycler import cycler
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+# Figure widths in inches for a full-width and a half-width section: about 72
+# points to 96 pixels, so 10-point text shows near 13 px at either width.
+FULL, HALF = 10.5, 5.0
 _PALETTE = ["#1f5f8b", "#c0392b", "#27ae60", "#8e44ad", "#d68910", "#5d6d7e", "#17a589"]
 
 plt.rcParams.update(
@@ -22,7 +26,7 @@ plt.rcParams.update(
         "font.size": 10,
         "axes.spines.top": False,
         "axes.spines.right": False,
-        "axes.prop_cycle": matplotlib.cycler(color=_PALETTE),
+        "axes.prop_cycle": cycler(color=_PALETTE),
     }
 )
 
@@ -33,13 +37,14 @@ def _svg(fig: Figure, title: str) -> str:
     plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg") :]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
     # Scale with the page; keep an accessible name.
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
     return text.replace("<svg", f'<svg role="img" aria-label="{title}" class="chart"', 1)
 
 
 def list_sizes_chart(sizes: list[dict[str, Any]]) -> str:
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = plt.subplots(figsize=(FULL, 3.6))
     series: dict[str, tuple[list[Any], list[int]]] = {}
     for row in sizes:
         xs, ys = series.setdefault(f"{row['system']} / {row['list_id']}", ([], []))
@@ -59,7 +64,7 @@ def list_sizes_chart(sizes: list[dict[str, Any]]) -> str:
 
 def grades_chart(grades: list[dict[str, Any]]) -> str:
     systems = sorted({g["system"] for g in grades})
-    fig, axes = plt.subplots(1, max(1, len(systems)), figsize=(8, 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(systems)), figsize=(HALF, 2.6), squeeze=False)
     for ax, system in zip(axes[0], systems, strict=False):
         rows = [g for g in grades if g["system"] == system]
         ax.bar([g["grade"] for g in rows], [g["subjects"] for g in rows], color=_PALETTE[0])
@@ -69,9 +74,11 @@ def grades_chart(grades: list[dict[str, Any]]) -> str:
     return _svg(fig, "Grade distribution")
 
 
-def barh_chart(labels: list[str], values: list[int], title: str, xlabel: str) -> str:
-    height = max(1.6, 0.28 * len(labels) + 0.8)
-    fig, ax = plt.subplots(figsize=(8, height))
+def barh_chart(
+    labels: list[str], values: list[int], title: str, xlabel: str, *, width: float = FULL
+) -> str:
+    height = max(1.4, 0.2 * len(labels) + 0.7)
+    fig, ax = plt.subplots(figsize=(width, height))
     ax.barh(labels[::-1], values[::-1], color=_PALETTE[1] if "refused" in title else _PALETTE[0])
     for y, v in enumerate(values[::-1]):
         ax.text(v, y, f" {v:,}", va="center", fontsize=8)

@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from xinyong.reports.charts import barh_chart, grades_chart, list_sizes_chart
+from xinyong.reports.charts import HALF, barh_chart, grades_chart, list_sizes_chart
 from xinyong.reports.statistics import Summary
 
 
@@ -31,11 +31,20 @@ def charts(summary: Summary) -> dict[str, Markup]:
     svgs = {
         "list_sizes": list_sizes_chart(summary.list_sizes),
         "grades": grades_chart(summary.grades),
-        "refused": barh_chart([r["service"] for r in refused], [r["subjects"] for r in refused],
-                              "Checks refused per service", "subjects refused"),
-        "endings": barh_chart([k for k, _ in ordered], [v for _, v in ordered],
-                              "How list entries ended", "entries"),
-    }  # fmt: skip
+        "refused": barh_chart(
+            [r["service"] for r in refused],
+            [r["subjects"] for r in refused],
+            "Checks refused per service",
+            "subjects refused",
+        ),
+        "endings": barh_chart(
+            [k for k, _ in ordered],
+            [v for _, v in ordered],
+            "How list entries ended",
+            "entries",
+            width=HALF,
+        ),
+    }
     # The SVG is produced by matplotlib from numbers and our own labels, not input text.
     return {k: Markup(v) for k, v in svgs.items()}
 

@@ -116,7 +116,7 @@ def entry_endings(store: Store) -> list[dict[str, Any]]:
         store,
         """
         SELECT e.system, e.list_id,
-               CASE WHEN e.end_reason IS NULL THEN 'open'
+               CASE WHEN e.end_reason IS NULL THEN 'still listed'
                     WHEN e.end_reason = 'removal' AND r.type IN (?, ?) THEN 'performance'
                     WHEN e.end_reason = 'removal' THEN coalesce(r.type, 'removal')
                     ELSE e.end_reason END AS ending,
@@ -183,7 +183,11 @@ def lint_findings(packs: list[Any]) -> list[dict[str, str]]:
     for pack in packs:
         for f in lint(pack):
             out.append(
-                {"system": pack.system, "level": f.level, "rule_id": f.rule_id,
-                 "message": f.message}  # fmt: skip
+                {
+                    "system": pack.system,
+                    "level": f.level,
+                    "rule_id": f.rule_id,
+                    "message": f.message,
+                }
             )
     return out

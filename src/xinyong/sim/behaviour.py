@@ -131,7 +131,9 @@ def municipal(rng: np.random.Generator, chunk: Chunk, s: Subjects) -> None:
                 rows[idx],
                 when[ok],
                 src,
-                json_attrs(n, target_record_id=(ids.take(pa.array(idx)), True), reason=(reason, True)),
+                json_attrs(
+                    n, target_record_id=(ids.take(pa.array(idx)), True), reason=(reason, True)
+                ),
             )
 
 
@@ -193,8 +195,9 @@ def courts(rng: np.random.Generator, chunk: Chunk, s: Subjects) -> None:
     upper = rng.random(n) < COURT["intermediate_share"]
     src = np.where(upper, INTERMEDIATE[0], COURT_SOURCE[s.residence[rows]])
     code = np.where(upper, INTERMEDIATE[1], COURT_CODE[s.residence[rows]])
-    liability = np.where(rng.random(n) < COURT["debt_share"], "court.debt_liability",
-                         "court.breach_liability")  # fmt: skip
+    liability = np.where(
+        rng.random(n) < COURT["debt_share"], "court.debt_liability", "court.breach_liability"
+    )
     for type_ in ("court.debt_liability", "court.breach_liability"):
         m = (liability == type_) & _keep(days, s)
         cases = _case_numbers(chunk, days[m], code[m], "民初")
@@ -206,9 +209,7 @@ def courts(rng: np.random.Generator, chunk: Chunk, s: Subjects) -> None:
     rows, lday, src, code = rows[m], lday[m], src[m], code[m]
     n = len(rows)
     ground = rng.choice(list(GROUNDS), n, p=list(GROUNDS.values()))
-    ext = np.where(
-        ground == "able_but_refuses", 0, rng.choice(4, n, p=[0.7, 0.15, 0.1, 0.05])
-    )
+    ext = np.where(ground == "able_but_refuses", 0, rng.choice(4, n, p=[0.7, 0.15, 0.1, 0.05]))
     graced = (lday >= day_of("2020-01-01")) & (rng.random(n) < COURT["grace_share_since_2020"])
     grace = np.where(graced, rng.choice([30, 60, 90], n), 0)
     cases = _case_numbers(chunk, lday, code, "执")
@@ -289,8 +290,9 @@ def loans(rng: np.random.Generator, chunk: Chunk, s: Subjects) -> None:
             json_attrs(int(first.sum()), system=("financial", True)),
         )
 
-    lo_amt, sigma, term_lo, term_hi = (np.array([LOANS["terms"][k][i] for k in kind])
-                                       for i in range(4))  # fmt: skip
+    lo_amt, sigma, term_lo, term_hi = (
+        np.array([LOANS["terms"][k][i] for k in kind]) for i in range(4)
+    )
     amount = (np.exp(rng.normal(np.log(np.maximum(lo_amt, 1)), sigma)) // 100 * 100).astype(int)
     accounts = chunk.ids("A", n)
     chunk.add(
@@ -332,20 +334,41 @@ def loans(rng: np.random.Generator, chunk: Chunk, s: Subjects) -> None:
     end_ep = ep_start + 30 * months + rng.uniform(1, 25, n)
     m = episode & cured & (end_ep < s.end)
     acct = {"account_id": (accounts.filter(pa.array(m)), True)}
-    chunk.add("loan.overdue_cured", rows[m], office_hours(rng, end_ep[m]), lender[m],
-              json_attrs(int(m.sum()), **acct))  # fmt: skip
+    chunk.add(
+        "loan.overdue_cured",
+        rows[m],
+        office_hours(rng, end_ep[m]),
+        lender[m],
+        json_attrs(int(m.sum()), **acct),
+    )
     breach_day = office_hours(rng, end_ep + rng.uniform(10, 60, n))
     m = episode & ~cured & (months >= 3) & (breach_day < s.end) & (rng.random(n) < 0.5)
-    chunk.add("finance.contract_breach", rows[m], breach_day[m], lender[m],
-              json_attrs(int(m.sum()), contract_id=(accounts.filter(pa.array(m)), True)))  # fmt: skip
+    chunk.add(
+        "finance.contract_breach",
+        rows[m],
+        breach_day[m],
+        lender[m],
+        json_attrs(int(m.sum()), contract_id=(accounts.filter(pa.array(m)), True)),
+    )
     s.default(rows[m], breach_day[m])
     close = office_hours(rng, days + term)
     m = (~episode | cured) & (close < s.end)
-    chunk.add("loan.closed", rows[m], close[m], lender[m],
-              json_attrs(int(m.sum()), account_id=(accounts.filter(pa.array(m)), True)))  # fmt: skip
+    chunk.add(
+        "loan.closed",
+        rows[m],
+        close[m],
+        lender[m],
+        json_attrs(int(m.sum()), account_id=(accounts.filter(pa.array(m)), True)),
+    )
     m = rng.random(n) < LOANS["post_loan_check_share"]
     pday = office_hours(rng, days + rng.random(n) * life)
     m &= pday < s.end
-    chunk.add("inquiry.made", rows[m], pday[m], lender[m],
-              json_attrs(int(m.sum()), requester=(lender[m], True),
-                         purpose=("post_loan_management", True)))  # fmt: skip
+    chunk.add(
+        "inquiry.made",
+        rows[m],
+        pday[m],
+        lender[m],
+        json_attrs(
+            int(m.sum()), requester=(lender[m], True), purpose=("post_loan_management", True)
+        ),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +24,7 @@ RECORD_SCHEMA = pa.schema(
     ]
 )
 
-Column = pa.Array | np.ndarray | str | int | float
+Column: TypeAlias = Any  # a pyarrow array, a numpy array, or one str/int/float for all rows
 
 
 def poisson_times(
@@ -119,7 +120,7 @@ class Chunk:
         if n == 0:
             return record_ids
         if date_only:
-            when = (np.datetime64("1970-01-01", "D") + np.floor(days).astype("timedelta64[D]"))
+            when = np.datetime64("1970-01-01", "D") + np.floor(days).astype("timedelta64[D]")
             occurred = pa.array(np.datetime_as_string(when, unit="D"))
         else:
             secs = LOCAL_EPOCH + np.floor(days * 86400).astype("timedelta64[s]")

@@ -121,8 +121,12 @@ class _YearWriters:
             self.writers[y].close()
             batch_end = min(date(y + 1, 1, 1), self.end)
             files.append(
-                YearFile(y, self.out_dir / f"records-{y}.parquet", parse_instant(batch_end),
-                         self.counts[y])  # fmt: skip
+                YearFile(
+                    y,
+                    self.out_dir / f"records-{y}.parquet",
+                    parse_instant(batch_end),
+                    self.counts[y],
+                )
             )
         return files
 
@@ -166,8 +170,9 @@ def generate_city(
         for lo in range(0, size, chunk_subjects):
             rows = slice(lo, min(lo + chunk_subjects, size))
             rng = np.random.default_rng([seed, 3, chunk_no])
-            table, subjects, labels = _chunk(rng, chunk_no, is_person, rows, people, orgs,
-                                             start_day, end_day, label_day)  # fmt: skip
+            table, subjects, labels = _chunk(
+                rng, chunk_no, is_person, rows, people, orgs, start_day, end_day, label_day
+            )
             writers.write(table)
             subject_writer.write_table(subjects)
             if labels is not None:
@@ -184,8 +189,19 @@ def generate_city(
         json.dumps([{"source_id": s, "kind": k} for s, k in sources()], indent=2) + "\n"
     )
     label_date = date.fromordinal(date(1970, 1, 1).toordinal() + label_day)
-    return CityFiles(out, files, sources_path, out / "subjects.parquet", out / "labels.parquet",
-                     persons, organizations, start, end, label_date, seed)  # fmt: skip
+    return CityFiles(
+        out,
+        files,
+        sources_path,
+        out / "subjects.parquet",
+        out / "labels.parquet",
+        persons,
+        organizations,
+        start,
+        end,
+        label_date,
+        seed,
+    )
 
 
 _SUBJECT_SCHEMA = pa.schema(
@@ -213,12 +229,24 @@ def _chunk(
 ) -> tuple[pa.Table, pa.Table, pa.Table | None]:
     if is_person:
         ids = people.ids(rows)
-        s = Subjects(True, people.birth_day[rows].astype(np.float64), people.risk[rows],
-                     people.residence[rows], start_day, end_day)  # fmt: skip
+        s = Subjects(
+            True,
+            people.birth_day[rows].astype(np.float64),
+            people.risk[rows],
+            people.residence[rows],
+            start_day,
+            end_day,
+        )
     else:
         ids = pa.array(orgs.subject_id[rows], pa.string())
-        s = Subjects(False, orgs.founded_day[rows].astype(np.float64), orgs.risk[rows],
-                     orgs.residence[rows], start_day, end_day)  # fmt: skip
+        s = Subjects(
+            False,
+            orgs.founded_day[rows].astype(np.float64),
+            orgs.risk[rows],
+            orgs.residence[rows],
+            start_day,
+            end_day,
+        )
     chunk = Chunk(chunk_no, ids)
     if is_person:
         person_registry(rng, chunk, s)

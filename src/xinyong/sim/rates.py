@@ -36,40 +36,91 @@ class Municipal:
 
 
 MUNICIPAL: tuple[Municipal, ...] = (
-    Municipal("traffic.red_light", 0.06, 0, "ticket_no", min_age=18, max_age=80, risk_exp=0.5,
-              revocable=True),
-    Municipal("traffic.jaywalking", 0.03, 0, "ticket_no", min_age=12, risk_exp=0.3,
-              revocable=True),
+    Municipal(
+        "traffic.red_light",
+        0.06,
+        0,
+        "ticket_no",
+        min_age=18,
+        max_age=80,
+        risk_exp=0.5,
+        revocable=True,
+    ),
+    Municipal("traffic.jaywalking", 0.03, 0, "ticket_no", min_age=12, risk_exp=0.3, revocable=True),
     Municipal("transit.disorderly_conduct", 0.006, 0, "ticket_no", min_age=12, revocable=True),
-    Municipal("transit.card_fraud", 0.002, 0, "ticket_no", min_age=12, risk_exp=1.0,
-              revocable=True),
+    Municipal(
+        "transit.card_fraud", 0.002, 0, "ticket_no", min_age=12, risk_exp=1.0, revocable=True
+    ),
     Municipal("reservation.no_show", 0.02, 0.01, "venue", revocable=True),
-    Municipal("waste.missorting", 0.04, 0.05, "ticket_no", min_age=12, since="2020-01-01",
-              revocable=True),
-    Municipal("utility.late_payment", 0.04, 0.06, "account_id", source="utility:heat",
-              risk_exp=1.0, revocable=True),
-    Municipal("utility.arrears_judgment", 0.0015, 0.003, "case_no", source="utility:heat",
-              risk_exp=1.5),
-    Municipal("utility.heating_tampering", 0.0005, 0.0005, "case_no", source="utility:heat",
-              risk_exp=1.0),
+    Municipal(
+        "waste.missorting", 0.04, 0.05, "ticket_no", min_age=12, since="2020-01-01", revocable=True
+    ),
+    Municipal(
+        "utility.late_payment",
+        0.04,
+        0.06,
+        "account_id",
+        source="utility:heat",
+        risk_exp=1.0,
+        revocable=True,
+    ),
+    Municipal(
+        "utility.arrears_judgment", 0.0015, 0.003, "case_no", source="utility:heat", risk_exp=1.5
+    ),
+    Municipal(
+        "utility.heating_tampering", 0.0005, 0.0005, "case_no", source="utility:heat", risk_exp=1.0
+    ),
     Municipal("utility.theft", 0.0003, 0.0005, "case_no", source="utility:power", risk_exp=1.5),
-    Municipal("utility.equipment_destruction", 0.0001, 0.0001, "case_no",
-              source="utility:water", risk_exp=1.0),
-    Municipal("market.pyramid_selling_or_fraud", 0.0002, 0.0005, "case_no",
-              source="regulator", risk_exp=1.5),
-    Municipal("market.counterfeit_goods", 0.0003, 0.003, "case_no", source="regulator",
-              risk_exp=1.0),
-    Municipal("finance.private_lending_breach", 0.001, 0, "contract_id", source="lender",
-              risk_exp=1.5, default=True),
-    Municipal("finance.guarantee_breach", 0.0005, 0.002, "contract_id", source="lender",
-              risk_exp=1.5, default=True),
-    Municipal("finance.illegal_fundraising_investigation", 0.00005, 0.0005, "case_no",
-              source="regulator", risk_exp=1.5),
+    Municipal(
+        "utility.equipment_destruction",
+        0.0001,
+        0.0001,
+        "case_no",
+        source="utility:water",
+        risk_exp=1.0,
+    ),
+    Municipal(
+        "market.pyramid_selling_or_fraud",
+        0.0002,
+        0.0005,
+        "case_no",
+        source="regulator",
+        risk_exp=1.5,
+    ),
+    Municipal(
+        "market.counterfeit_goods", 0.0003, 0.003, "case_no", source="regulator", risk_exp=1.0
+    ),
+    Municipal(
+        "finance.private_lending_breach",
+        0.001,
+        0,
+        "contract_id",
+        source="lender",
+        risk_exp=1.5,
+        default=True,
+    ),
+    Municipal(
+        "finance.guarantee_breach",
+        0.0005,
+        0.002,
+        "contract_id",
+        source="lender",
+        risk_exp=1.5,
+        default=True,
+    ),
+    Municipal(
+        "finance.illegal_fundraising_investigation",
+        0.00005,
+        0.0005,
+        "case_no",
+        source="regulator",
+        risk_exp=1.5,
+    ),
     Municipal("civic.blood_donation", 0.03, 0, "certificate_no", max_age=60, risk_exp=-0.3),
     Municipal("civic.charity_donation", 0.06, 0.1, "amount", risk_exp=-0.3),
     Municipal("civic.volunteering", 0.08, 0, "hours", min_age=14, risk_exp=-0.3),
     Municipal("civic.heroic_act", 0.0002, 0, "citation_no"),
-)  # fmt: skip
+)
 
 COURT: dict[str, float] = {
     "judgment_rate_person": 0.008,  # liability judgments per adult-year

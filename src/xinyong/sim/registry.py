@@ -21,8 +21,14 @@ def person_registry(rng: np.random.Generator, chunk: Chunk, s: Subjects) -> None
     """Each person's registered name (dated at birth), consents and self-inquiries."""
     n = len(s.born)
     rows = np.arange(n)
-    chunk.add("registry.name", rows, s.born.astype(np.float64), MARKET_REGULATOR,
-              json_attrs(n, name=(person_names(rng, n), True)), date_only=True)  # fmt: skip
+    chunk.add(
+        "registry.name",
+        rows,
+        s.born.astype(np.float64),
+        MARKET_REGULATOR,
+        json_attrs(n, name=(person_names(rng, n), True)),
+        date_only=True,
+    )
 
     # Rongcheng's 2021 rules score only those who consent (Rong Zheng Fa [2021] No. 3).
     adult_from = np.maximum(s.born + 18 * YEAR, day_of("2021-03-01"))
@@ -38,8 +44,13 @@ def person_registry(rng: np.random.Generator, chunk: Chunk, s: Subjects) -> None
     lo, hi = s.window(18)
     r, d = poisson_times(rng, lo, hi, CONSENT["self_inquiry_rate"])
     d = office_hours(rng, d)
-    chunk.add("inquiry.made", r, d, CREDIT_REFERENCE,
-              json_attrs(len(r), requester=(CREDIT_REFERENCE, True), purpose=("self", True)))  # fmt: skip
+    chunk.add(
+        "inquiry.made",
+        r,
+        d,
+        CREDIT_REFERENCE,
+        json_attrs(len(r), requester=(CREDIT_REFERENCE, True), purpose=("self", True)),
+    )
 
 
 def _consent(
@@ -53,12 +64,18 @@ def _consent(
 ) -> None:
     ok = _keep(when, s)
     rows, when = rows[ok], when[ok]
-    chunk.add("subject.consent_granted", rows, when, source,
-              json_attrs(len(rows), system=(system, True)))  # fmt: skip
+    chunk.add(
+        "subject.consent_granted", rows, when, source, json_attrs(len(rows), system=(system, True))
+    )
     later = office_hours(rng, when + rng.uniform(30, 1500, len(rows)))
     m = (rng.random(len(rows)) < CONSENT["withdraw_share"]) & (later < s.end)
-    chunk.add("subject.consent_withdrawn", rows[m], later[m], source,
-              json_attrs(int(m.sum()), system=(system, True)))  # fmt: skip
+    chunk.add(
+        "subject.consent_withdrawn",
+        rows[m],
+        later[m],
+        source,
+        json_attrs(int(m.sum()), system=(system, True)),
+    )
 
 
 def organization_registry(
@@ -73,14 +90,31 @@ def organization_registry(
     n = len(s.born)
     rows = np.arange(n)
     founded = s.born.astype(np.float64)
-    chunk.add("registry.name", rows, founded, MARKET_REGULATOR,
-              json_attrs(n, name=(orgs.name[rows_in_all], True)), date_only=True)  # fmt: skip
+    chunk.add(
+        "registry.name",
+        rows,
+        founded,
+        MARKET_REGULATOR,
+        json_attrs(n, name=(orgs.name[rows_in_all], True)),
+        date_only=True,
+    )
     reps = persons.ids(orgs.legal_rep[rows_in_all])
-    chunk.add("registry.legal_representative", rows, founded, MARKET_REGULATOR,
-              json_attrs(n, person_id=(reps, True)), date_only=True)  # fmt: skip
+    chunk.add(
+        "registry.legal_representative",
+        rows,
+        founded,
+        MARKET_REGULATOR,
+        json_attrs(n, person_id=(reps, True)),
+        date_only=True,
+    )
     lo, hi = s.window()
     r, d = poisson_times(rng, lo, hi, CONSENT["legal_rep_change_rate"])
     d = office_hours(rng, d)
     new = pick_adults(rng, persons, d.astype(np.int64))
-    chunk.add("registry.legal_representative", r, d, MARKET_REGULATOR,
-              json_attrs(len(r), person_id=(persons.ids(new), True)))  # fmt: skip
+    chunk.add(
+        "registry.legal_representative",
+        r,
+        d,
+        MARKET_REGULATOR,
+        json_attrs(len(r), person_id=(persons.ids(new), True)),
+    )

@@ -1,0 +1,64 @@
+"""`xinyong demo` end to end on a small city: registry, summary JSON, offline HTML report."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from xinyong.cli import _register, app
+
+_register()
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    pytest.importorskip("xinyong.engine")
+    out = tmp_path_factory.mktemp("demo")
+    db = out / "demo.duckdb"
+    args = ["demo", "--db", str(db), "--out", str(out), "--persons", "600",
+            "--organizations", "30", "--start", "2024-01-01", "--end", "2026-11-01",
+            "--seed", "5", "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    return out, summary
+
+
+def test_summary_has_every_figure(demo_run: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    _, summary = demo_run
+    assert summary["rejected"] == 0
+    assert summary["batches"] == 3  # one per year, 2024 to 2026
+    assert summary["subjects"]["person"] > 500
+    assert summary["list_sizes"] and summary["grades"]
+    assert {"performance", "still listed"} & {e["ending"] for e in summary["endings"]}
+    assert summary["minors_listed"] == 0
+    assert set(summary["timings"]) >= {"generate", "import", "evaluate", "report", "total"}
+
+
+def test_report_is_offline_html_with_svg_charts(demo_run: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    out, summary = demo_run
+    html = (out / "report.html").read_text("utf-8")
+    assert Path(summary["report"]) == out / "report.html"
+    assert html.count("<svg") >= 3
+    assert "<title>xinyong demo" in html
+    assert "linter" in html.lower()
+    assert "<script" not in html
+    # nothing fetched: no external scripts, styles, images or fonts
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert not re.search(r"@import|url\(\s*['\"]?https?:", html)
+
+
+def test_refuses_to_replace_a_registry_that_is_not_a_demo(tmp_path: Path) -> None:
+    from xinyong.ledger.store import Store
+
+    db = tmp_path / "real.duckdb"
+    Store(db).close()
+    result = runner.invoke(app, ["demo", "--db", str(db), "--out", str(tmp_path), "--persons", "5"])
+    assert result.exit_code == 1
+    assert "not a demo registry" in result.output
+    assert db.exists()
