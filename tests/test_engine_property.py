@@ -25,6 +25,7 @@ SOURCES = ["court", "city", "lender", "regulator", "adjudicator"]
 @pytest.fixture(scope="module")
 def store() -> Iterator[Store]:
     with Store(":memory:") as s:
+        s.sql.execute("SET threads = 1")  # tiny ledgers: thread start-up costs more than it saves
         yield s
 
 

@@ -141,19 +141,5 @@ def test_rates_are_roughly_as_documented(city: CityFiles) -> None:
     assert 0.002 < label.mean() < 0.08
 
 
-def test_intake_accepts_every_record(city: CityFiles, tmp_path: Path) -> None:
-    intake = pytest.importorskip("xinyong.ledger.intake")
-    from xinyong.ledger.store import Store
-
-    small = generate_city(
-        tmp_path / "small", persons=600, organizations=40, seed=3, start=date(2023, 1, 1)
-    )
-    with Store(tmp_path / "r.duckdb") as store:
-        for source_id, kind in small.sources:
-            intake.register_source(store, source_id, kind)
-        for year in small.years:
-            result = intake.import_file(
-                store, year.path, progress=False, recorded_at=year.recorded_at
-            )
-            assert result.rejected == 0, result.rejects[:3]
-            assert result.accepted == year.records
+# Intake acceptance of every generated record is asserted end to end in test_demo
+# (rejected == 0), where the registry is built anyway.
