@@ -126,8 +126,15 @@ def test_special_category_relation_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["dishonest_debtors", "hospital.priority", "post_loan_management", "loan_arrears",
-     "civic.blood_donation", "registry.legal_representative", "restrict.rail.high_speed"],
+    [
+        "dishonest_debtors",
+        "hospital.priority",
+        "post_loan_management",
+        "loan_arrears",
+        "civic.blood_donation",
+        "registry.legal_representative",
+        "restrict.rail.high_speed",
+    ],
 )
 def test_ordinary_names_are_not_special(name: str) -> None:
     assert special_category(name) is None
@@ -309,8 +316,7 @@ def test_consent_required_needs_consent_types_in_scope() -> None:
             "min_age": 18,
             "legal_basis": "Test Act",
             "rules": [
-                {"id": "listed", "type": "court.listing_decision", "points": -5,
-                 "legal_basis": "x"}
+                {"id": "listed", "type": "court.listing_decision", "points": -5, "legal_basis": "x"}
             ],
         }
     )
@@ -360,15 +366,24 @@ def test_detrimental_grade_consequence_needs_adult_min_age() -> None:
             "base": 100,
             "legal_basis": "Test Act",
             "rules": [
-                {"id": "listed", "type": "court.listing_decision", "points": -50,
-                 "legal_basis": "x"}
+                {
+                    "id": "listed",
+                    "type": "court.listing_decision",
+                    "points": -50,
+                    "legal_basis": "x",
+                }
             ],
             "grades": [{"grade": "good", "min": 80}, {"grade": "bad"}],
         }
     )
     raw["consequences"].append(
-        {"id": "bad_no_credit", "grades": ["bad"], "service": "finance.credit",
-         "effect": "deny", "legal_basis": "Test Act, Art. 6"}
+        {
+            "id": "bad_no_credit",
+            "grades": ["bad"],
+            "service": "finance.credit",
+            "effect": "deny",
+            "legal_basis": "Test Act, Art. 6",
+        }
     )
     assert has(errors(pack(raw)), "bad_no_credit", "Minors are never listed")
     raw["score"]["min_age"] = 18
@@ -396,10 +411,20 @@ def test_unrelated_domain_warning() -> None:
         }
     )
     raw["consequences"] += [
-        {"id": "red_no_flight", "list": "red_lights", "service": "flight", "effect": "deny",
-         "legal_basis": "Test Act, Art. 3"},
-        {"id": "red_discount", "list": "red_lights", "service": "transit.discount",
-         "effect": "discount", "legal_basis": "Test Act, Art. 3"},
+        {
+            "id": "red_no_flight",
+            "list": "red_lights",
+            "service": "flight",
+            "effect": "deny",
+            "legal_basis": "Test Act, Art. 3",
+        },
+        {
+            "id": "red_discount",
+            "list": "red_lights",
+            "service": "transit.discount",
+            "effect": "discount",
+            "legal_basis": "Test Act, Art. 3",
+        },
     ]
     p = pack(raw)
     assert errors(p) == []
@@ -434,8 +459,11 @@ def test_rongcheng_has_only_the_expected_warnings() -> None:
     found = lint(p)
     assert [str(f) for f in found if f.level == "error"] == []
     unrelated = sorted(f.rule_id for f in found if "Art. 5(1)(c)(i)" in f.message)
-    assert unrelated == ["restrict.admin.approval", "restrict.gov.support",
-                         "restrict.procurement.bid"]
+    assert unrelated == [
+        "restrict.admin.approval",
+        "restrict.gov.support",
+        "restrict.procurement.bid",
+    ]
     for f in found:
         if "Art. 5(1)(c)(i)" in f.message:
             assert "traffic.red_light (traffic)" in f.message

@@ -56,8 +56,10 @@ def test_invalid_pack_names_file_and_place(tmp_path: Path) -> None:
 
 
 def test_unknown_field_is_refused(tmp_path: Path) -> None:
-    text = _paths()["financial"].read_text("utf-8").replace(
-        "  version:", "  colour: red\n  version:", 1
+    text = (
+        _paths()["financial"]
+        .read_text("utf-8")
+        .replace("  version:", "  colour: red\n  version:", 1)
     )
     bad = tmp_path / "financial-bad.yaml"
     bad.write_text(text, "utf-8")
@@ -66,8 +68,10 @@ def test_unknown_field_is_refused(tmp_path: Path) -> None:
 
 
 def test_install_refuses_a_pack_with_lint_errors(tmp_path: Path) -> None:
-    text = _paths()["judicial"].read_text("utf-8").replace(
-        'when: "subject.age < 18"', 'when: "subject.age < 14"'
+    text = (
+        _paths()["judicial"]
+        .read_text("utf-8")
+        .replace('when: "subject.age < 18"', 'when: "subject.age < 14"')
     )
     bad = tmp_path / "judicial-minors.yaml"
     bad.write_text(text, "utf-8")
@@ -81,8 +85,14 @@ def test_judicial_restrictions() -> None:
     consumption = {s for s, v in load_catalog().services.items() if v.domain == "consumption"}
     on_subject = {c.service for c in pack.consequences if c.reaches == "subject"}
     on_rep = {c.service for c in pack.consequences if c.reaches == "legal_representative"}
-    discipline = {"procurement.bid", "admin.approval", "gov.support", "finance.credit",
-                  "market.access", "qualification.recognition"}
+    discipline = {
+        "procurement.bid",
+        "admin.approval",
+        "gov.support",
+        "finance.credit",
+        "market.access",
+        "qualification.recognition",
+    }
     # every consumption restriction in the catalog (item (7), schooling, has no service:
     # declined), on the subject and the legal representative; joint discipline on the
     # subject only (Fa Fa [2019] No. 35)
@@ -91,8 +101,11 @@ def test_judicial_restrictions() -> None:
     assert all(c.effect == "deny" and c.list == "dishonest_debtors" for c in pack.consequences)
     (spec,) = pack.lists
     assert {r.type for r in spec.removal} == {
-        "court.obligation_fulfilled", "court.settlement_performed", "court.creditor_withdrew",
-        "court.enforcement_ended", "court.listing_revoked",
+        "court.obligation_fulfilled",
+        "court.settlement_performed",
+        "court.creditor_withdrew",
+        "court.enforcement_ended",
+        "court.listing_revoked",
     }
     assert spec.curable and spec.key == "case_no"
 
@@ -102,13 +115,20 @@ def test_rongcheng_published_values() -> None:
     assert pack.score is not None
     rules = {r.type: r for r in pack.score.rules}
     published = {
-        "finance.contract_breach": -20, "court.breach_liability": -50,
-        "loan.payment_overdue": -10, "finance.private_lending_breach": -20,
-        "finance.illegal_fundraising_investigation": -40, "finance.guarantee_breach": -20,
-        "court.debt_liability": -30, "market.pyramid_selling_or_fraud": -30,
-        "market.counterfeit_goods": -30, "utility.late_payment": -20,
-        "utility.arrears_judgment": -50, "utility.heating_tampering": -50,
-        "utility.theft": -60, "utility.equipment_destruction": -100,
+        "finance.contract_breach": -20,
+        "court.breach_liability": -50,
+        "loan.payment_overdue": -10,
+        "finance.private_lending_breach": -20,
+        "finance.illegal_fundraising_investigation": -40,
+        "finance.guarantee_breach": -20,
+        "court.debt_liability": -30,
+        "market.pyramid_selling_or_fraud": -30,
+        "market.counterfeit_goods": -30,
+        "utility.late_payment": -20,
+        "utility.arrears_judgment": -50,
+        "utility.heating_tampering": -50,
+        "utility.theft": -60,
+        "utility.equipment_destruction": -100,
     }
     for type_, points in published.items():
         assert rules[type_].points == points
@@ -128,6 +148,4 @@ def test_financial_retention_and_access() -> None:
     assert (overdue.years, overdue.start, overdue.key) == (5, "conduct_end", "account_id")
     assert set(overdue.ended_by) == {"loan.overdue_cured", "loan.closed"}
     assert pack.access is not None and pack.access.consent_required
-    assert {"subject.consent_granted", "subject.consent_withdrawn"} <= set(
-        pack.scope.record_types
-    )
+    assert {"subject.consent_granted", "subject.consent_withdrawn"} <= set(pack.scope.record_types)

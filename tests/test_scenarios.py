@@ -50,9 +50,12 @@ def test_scenario_identifiers_are_valid(path: Path) -> None:
 
 def test_invalid_scenario_names_file_and_place(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("scenario: x\npacks: [judicial]\ncases:\n  - id: a\n    cite: y\n"
-                   "    expect:\n      - at: 2024-01-01\n        checks:\n"
-                   "          - {subject: s, service: flight}\n", "utf-8")
+    bad.write_text(
+        "scenario: x\npacks: [judicial]\ncases:\n  - id: a\n    cite: y\n"
+        "    expect:\n      - at: 2024-01-01\n        checks:\n"
+        "          - {subject: s, service: flight}\n",
+        "utf-8",
+    )
     with pytest.raises(ScenarioError) as exc:
         load_scenario(bad)
     assert "bad.yaml" in str(exc.value)

@@ -75,15 +75,23 @@ _SPECIAL: tuple[tuple[str, str], ...] = (
     (r"religio\w*|faith\w*|belief\w*|church\w*|mosque\w*|temple\w*|worship\w*", "religion"),
     (r"politic\w*|opinions?|dissent\w*|protest\w*|petition\w*", "politics"),
     (r"unions?|unioni[sz]\w*", "union membership"),
-    (r"health\w*|medical\w*|medicine|disease\w*|illness\w*|diagnos\w*|disabilit\w*"
-     r"|patient\w*|mental\w*|hiv|pregnan\w*", "health"),
+    (
+        r"health\w*|medical\w*|medicine|disease\w*|illness\w*|diagnos\w*|disabilit\w*"
+        r"|patient\w*|mental\w*|hiv|pregnan\w*",
+        "health",
+    ),
     (r"genetic\w*|genes?|genom\w*|dna", "genetics"),
-    (r"biometric\w*|face|faces|facial\w*|fingerprint\w*|iris|voiceprint\w*|gait"
-     r"|camera\w*|surveillance", "biometrics"),
+    (
+        r"biometric\w*|face|faces|facial\w*|fingerprint\w*|iris|voiceprint\w*|gait"
+        r"|camera\w*|surveillance",
+        "biometrics",
+    ),
     (r"sex|sexual\w*|orientation\w*|lgbt\w*|gay|lesbian", "sex life or sexual orientation"),
     (r"speech\w*|weibo|wechat|tweets?", "speech"),
-    (r"associat\w*|social\w*|connections?|contacts?|friends?\w*|followers?|network\w*",
-     "association or social connections"),
+    (
+        r"associat\w*|social\w*|connections?|contacts?|friends?\w*|followers?|network\w*",
+        "association or social connections",
+    ),
 )
 _SPECIAL_STEMS: tuple[tuple[str, str], ...] = (
     ("ethnic", "ethnicity or race"),
@@ -269,8 +277,7 @@ class _Linter:
             if spec.record_type not in self.scope:
                 self.error(
                     where,
-                    f"relation {rel.id!r} is read from {spec.record_type!r}, which the scope"
-                    " omits",
+                    f"relation {rel.id!r} is read from {spec.record_type!r}, which the scope omits",
                 )
 
     def score(self) -> None:
@@ -319,14 +326,14 @@ class _Linter:
             self.basis(ew, exc.legal_basis)
             self.condition(ew, entry, exc.when)
 
-        if not spec.terms or any(t.open_ended for t in spec.terms):
-            if not (spec.curable and spec.removal):
-                self.error(
-                    where,
-                    "the list has no maximum term (an open-ended term) but is not curable by"
-                    " the subject: mark it curable: true and name at least one removal"
-                    " record, or give every term years or days",
-                )
+        unbounded = not spec.terms or any(t.open_ended for t in spec.terms)
+        if unbounded and not (spec.curable and spec.removal):
+            self.error(
+                where,
+                "the list has no maximum term (an open-ended term) but is not curable by"
+                " the subject: mark it curable: true and name at least one removal"
+                " record, or give every term years or days",
+            )
         if "person" in spec.subject_kinds and not any(
             _excludes_minors(e.when) for e in spec.exclusions
         ):
@@ -378,12 +385,15 @@ class _Linter:
                 # Records that can lower the score (a positive flat rule cannot).
                 causes = [r.type for r in score.rules if r.points < 0 or r.multiplier]
                 causes += [t for f in score.features for t in f.types]
-                illustrative += [f"grade band {g}" for g in c.grades if g in bands
-                                 and bands[g].illustrative]
+                illustrative += [
+                    f"grade band {g}" for g in c.grades if g in bands and bands[g].illustrative
+                ]
                 if any(r.illustrative for r in score.rules):
                     illustrative.append("illustrative score rules")
-                if c.effect == "deny" and "person" in score.subject_kinds and (
-                    score.min_age is None or score.min_age < ADULT_AGE
+                if (
+                    c.effect == "deny"
+                    and "person" in score.subject_kinds
+                    and (score.min_age is None or score.min_age < ADULT_AGE)
                 ):
                     self.error(
                         where,

@@ -168,8 +168,8 @@ class Scenario(_Model):
     sources: dict[str, str] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict)
     subjects: dict[str, str] = Field(
-        default_factory=dict, description="names for the identifiers used (documentation,"
-        " and a place for YAML anchors)"
+        default_factory=dict,
+        description="names for the identifiers used (documentation, and a place for YAML anchors)",
     )
     cases: list[Case] = Field(min_length=1)
 
@@ -406,8 +406,10 @@ class _CaseRun:
             given = s.model_fields_set
             if "score" in given:
                 have = answer.get("score")
-                ok = (have is None) if s.score is None else (
-                    have is not None and abs(float(have) - s.score) < 1e-6
+                ok = (
+                    (have is None)
+                    if s.score is None
+                    else (have is not None and abs(float(have) - s.score) < 1e-6)
                 )
                 if not ok:
                     self.fail(f"{label}: expected score {s.score}, got {have}")
@@ -450,7 +452,9 @@ class _CaseRun:
             missing = [x for x in r.include if x not in shown]
             extra = [x for x in r.exclude if x in shown]
             if missing:
-                self.fail(f"{label}: records {missing} not shown (shown: {sorted(map(str, shown))})")
+                self.fail(
+                    f"{label}: records {missing} not shown (shown: {sorted(map(str, shown))})"
+                )
             if extra:
                 self.fail(f"{label}: records {extra} shown but expected gone")
         for x in exp.explain:
@@ -499,8 +503,11 @@ class _CaseRun:
             return all(row.get(col) == want for _, want, col in checks)
 
         if not any(matches(r) for r in selected):
-            wanted = {k: getattr(e, k) for k in ("active", "start", "end", "ending_record",
-                                                 "end_reason") if k in given}
+            wanted = {
+                k: getattr(e, k)
+                for k in ("active", "start", "end", "ending_record", "end_reason")
+                if k in given
+            }
             self.fail(f"{label}: expected {wanted}, entries: {_brief_entries(selected)}")
 
 
@@ -522,8 +529,15 @@ def _brief_reasons(reasons: Iterable[Mapping[str, Any]]) -> str:
 
 
 def _brief_entries(rows: Iterable[Mapping[str, Any]]) -> str:
-    keep = ("key", "entry_record_id", "active", "start_at", "end_at", "end_reason",
-            "ending_record_id")
+    keep = (
+        "key",
+        "entry_record_id",
+        "active",
+        "start_at",
+        "end_at",
+        "end_reason",
+        "ending_record_id",
+    )
     return "; ".join(str({k: r.get(k) for k in keep}) for r in rows)
 
 
