@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import pytest
-from test_engine_support import insert, pack, rec, rows
 
+from test_engine_support import insert, pack, rec, rows
 from xinyong.engine import evaluate, feature_table, materialize, visible_records
 from xinyong.ledger.store import Store
+from xinyong.packs.schema import Pack
 from xinyong.timeutil import parse_instant as T
 
 MUNI = [
@@ -29,7 +31,7 @@ def store() -> Iterator[Store]:
         yield s
 
 
-def points_pack(**score: object) -> object:
+def points_pack(**score: Any) -> Pack:
     body = {
         "base": 1000,
         "rules": [
@@ -44,8 +46,8 @@ def points_pack(**score: object) -> object:
     )
 
 
-def score_map(store: Store, p: object, **kw: object) -> dict[str, tuple[float, str]]:
-    ev = evaluate(store, [p], **kw)  # type: ignore[list-item]
+def score_map(store: Store, p: Pack, **kw: Any) -> dict[str, tuple[float, str]]:
+    ev = evaluate(store, [p], **kw)
     return {r["subject_id"]: (r["score"], r["grade"]) for r in rows(ev.scores)}
 
 
@@ -226,7 +228,7 @@ COURT = [
 ]
 
 
-def list_pack(**extra: object) -> object:
+def list_pack(**extra: Any) -> Pack:
     return pack(
         scope={"record_types": COURT, "source_kinds": ["court", "regulator", "adjudicator"]},
         relations=[{"id": "legal_representative", "legal_basis": "SPC 2015"}],
@@ -245,13 +247,13 @@ def list_pack(**extra: object) -> object:
     )
 
 
-def listing(sid: str, at: str, case: str, ground: str = "evades_enforcement", **kw: object) -> dict:
-    attrs = {"grace_days": 0, "extension_years": 0}
-    attrs.update(kw)  # type: ignore[arg-type]
+def listing(sid: str, at: str, case: str, ground: str = "evades_enforcement", **kw: Any) -> dict:
+    attrs: dict[str, Any] = {"grace_days": 0, "extension_years": 0}
+    attrs.update(kw)
     return rec(sid, "court.listing_decision", T(at), case_no=case, ground=ground, **attrs)
 
 
-def entries(store: Store, p: object, **kw: object) -> dict[str, dict]:
+def entries(store: Store, p: Pack, **kw: Any) -> dict[str, dict]:
     return {r["entry_record_id"]: r for r in rows(evaluate(store, [p], **kw).list_entries)}
 
 
@@ -345,8 +347,8 @@ def test_grade_consequence(store: Store) -> None:
         [rec("P1", "traffic.red_light", T("2024-01-01"), ticket_no=str(i)) for i in range(20)],
     )
     p = points_pack()
-    p = p.model_copy(update={"consequences": []})  # type: ignore[attr-defined]
-    body = p.model_dump()  # type: ignore[attr-defined]
+    p = p.model_copy(update={"consequences": []})
+    body = p.model_dump()
     body["consequences"] = [
         {"id": "no-disc", "grades": ["C"], "service": "transit.discount", "effect": "deny"}
     ]
@@ -393,7 +395,7 @@ def test_retention_occurred_and_conduct_end(store: Store) -> None:
             {"id": "od", "type": "loan.payment_overdue", "points": -10},
         ]
     )
-    body = p.model_dump()  # type: ignore[attr-defined]
+    body = p.model_dump()
     body["scope"]["record_types"].append("loan.overdue_cured")
     body["retention"] = [
         {"id": "r1", "types": ["traffic.red_light"], "years": 3},

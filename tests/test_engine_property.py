@@ -10,14 +10,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_engine_support import insert, norm, pack, rec, rows
 
+from test_engine_support import insert, norm, pack, rec, rows
 from xinyong.engine import evaluate
 from xinyong.engine.reference import evaluate_reference
 from xinyong.ledger.store import Store
 
-PERSONS = {"P1": date(1990, 2, 28), "P2": date(2002, 6, 15), "P3": date(2004, 2, 29),
-           "P4": date(1975, 12, 31)}
+PERSONS = {
+    "P1": date(1990, 2, 28),
+    "P2": date(2002, 6, 15),
+    "P3": date(2004, 2, 29),
+    "P4": date(1975, 12, 31),
+}
 ORGS = ["O1", "O2"]
 # Each example compiles a fresh Ibis query (~2-3 s CPU), so the default stays small;
 # XINYONG_ENGINE_EXAMPLES=100 runs the full property check.
@@ -45,48 +49,87 @@ def ledgers(draw: Any) -> list[dict[str, Any]]:
         rid = f"r{i:02d}"
         at = instant(draw)
         late = timedelta(days=draw(st.sampled_from([0, 0, 30, 400])))
-        kind = draw(st.sampled_from([
-            "red", "od", "cured", "list", "list", "done", "consent", "withdraw", "rep", "revoke",
-        ]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "red",
+                    "od",
+                    "cured",
+                    "list",
+                    "list",
+                    "done",
+                    "consent",
+                    "withdraw",
+                    "rep",
+                    "revoke",
+                ]
+            )
+        )
         person = draw(st.sampled_from(sorted(PERSONS)))
         anyone = draw(st.sampled_from([*sorted(PERSONS), *ORGS]))
         common: dict[str, Any] = {"record_id": rid, "recorded_at": at + late}
         if draw(st.integers(0, 9)) == 0:
             common["source_kind"] = "utility"  # out of every scope below
         if kind == "red":
-            r = rec(anyone, "traffic.red_light", at, ticket_no=draw(st.sampled_from("xyz")),
-                    **common)
+            r = rec(
+                anyone, "traffic.red_light", at, ticket_no=draw(st.sampled_from("xyz")), **common
+            )
         elif kind in ("od", "cured"):
             attrs: dict[str, Any] = {"account_id": draw(st.sampled_from("ab"))}
             if kind == "od":
-                attrs |= {"days_past_due": draw(st.integers(1, 120)),
-                          "amount_due": float(draw(st.integers(0, 500)))}
+                attrs |= {
+                    "days_past_due": draw(st.integers(1, 120)),
+                    "amount_due": float(draw(st.integers(0, 500))),
+                }
             ty = "loan.payment_overdue" if kind == "od" else "loan.overdue_cured"
             r = rec(anyone, ty, at, **attrs, **common)
         elif kind == "list":
-            r = rec(anyone, "court.listing_decision", at,
-                    case_no=draw(st.sampled_from(["c1", "c2"])),
-                    ground=draw(st.sampled_from(["able_but_refuses", "evades_enforcement"])),
-                    extension_years=draw(st.integers(0, 3)),
-                    grace_days=draw(st.sampled_from([0, 0, 30, 92])), **common)
+            r = rec(
+                anyone,
+                "court.listing_decision",
+                at,
+                case_no=draw(st.sampled_from(["c1", "c2"])),
+                ground=draw(st.sampled_from(["able_but_refuses", "evades_enforcement"])),
+                extension_years=draw(st.integers(0, 3)),
+                grace_days=draw(st.sampled_from([0, 0, 30, 92])),
+                **common,
+            )
         elif kind == "done":
-            r = rec(anyone, "court.obligation_fulfilled", at,
-                    case_no=draw(st.sampled_from(["c1", "c2"])), **common)
+            r = rec(
+                anyone,
+                "court.obligation_fulfilled",
+                at,
+                case_no=draw(st.sampled_from(["c1", "c2"])),
+                **common,
+            )
         elif kind in ("consent", "withdraw"):
             ty = "subject.consent_granted" if kind == "consent" else "subject.consent_withdrawn"
-            r = rec(anyone, ty, at, system=draw(st.sampled_from(["testsys", "testsys", "x"])),
-                    **common)
+            r = rec(
+                anyone, ty, at, system=draw(st.sampled_from(["testsys", "testsys", "x"])), **common
+            )
         elif kind == "rep":
-            r = rec(draw(st.sampled_from(ORGS)), "registry.legal_representative", at,
-                    person_id=person, **common)
+            r = rec(
+                draw(st.sampled_from(ORGS)),
+                "registry.legal_representative",
+                at,
+                person_id=person,
+                **common,
+            )
         else:
             target = f"r{draw(st.integers(0, max(n - 1, 0))):02d}"
-            r = rec(anyone, "record.revoked", at, target_record_id=target, reason="x",
-                    **{**common, "source_kind": "adjudicator"})
+            r = rec(
+                anyone,
+                "record.revoked",
+                at,
+                target_record_id=target,
+                reason="x",
+                **{**common, "source_kind": "adjudicator"},
+            )
         r["birth_date"] = PERSONS.get(r["subject_id"])
         if "source_kind" not in common and kind != "revoke":
-            r["source_kind"] = draw(st.sampled_from(SOURCES)) if draw(st.booleans()) else r[
-                "source_kind"]
+            r["source_kind"] = (
+                draw(st.sampled_from(SOURCES)) if draw(st.booleans()) else r["source_kind"]
+            )
         out.append(r)
     return out
 
@@ -100,11 +143,23 @@ def packs(draw: Any) -> Any:
     rules = []
     for i in range(draw(st.integers(1, 4))):
         ty = draw(st.sampled_from(["traffic.red_light", "loan.payment_overdue"]))
-        rule: dict[str, Any] = {"id": f"rule{i}", "type": ty,
-                                "points": draw(st.sampled_from([-50, -10, -5.5, 20]))}
+        rule: dict[str, Any] = {
+            "id": f"rule{i}",
+            "type": ty,
+            "points": draw(st.sampled_from([-50, -10, -5.5, 20])),
+        }
         if ty == "loan.payment_overdue":
-            rule["when"] = opt(draw, draw(st.sampled_from(
-                ["days_past_due >= 30", "between(days_past_due, 10, 60) and subject.age >= 18"])))
+            rule["when"] = opt(
+                draw,
+                draw(
+                    st.sampled_from(
+                        [
+                            "days_past_due >= 30",
+                            "between(days_past_due, 10, 60) and subject.age >= 18",
+                        ]
+                    )
+                ),
+            )
             rule["multiplier"] = opt(draw, "ceil(days_past_due / 30)")
         else:
             rule["when"] = opt(draw, "ticket_no in ['x', 'y']")
@@ -114,7 +169,9 @@ def packs(draw: Any) -> Any:
         rule["applies_from"] = opt(draw, "2020-01-01")
         rules.append({k: v for k, v in rule.items() if v is not None})
     score: dict[str, Any] = {
-        "base": 100, "rules": rules, "consent_required": draw(st.booleans()),
+        "base": 100,
+        "rules": rules,
+        "consent_required": draw(st.booleans()),
         "grades": [{"grade": "A", "min": 100}, {"grade": "B", "min": 60}, {"grade": "C"}],
     }
     if draw(st.booleans()):
@@ -128,7 +185,9 @@ def packs(draw: Any) -> Any:
         terms.append({"when": "ground == 'able_but_refuses'", "open_ended": True})
     terms.append(draw(st.sampled_from([{"years": 2}, {"days": 200}, {"years": 1, "days": 3}])))
     lst: dict[str, Any] = {
-        "id": "dishonest", "name": "D", "entry_type": "court.listing_decision",
+        "id": "dishonest",
+        "name": "D",
+        "entry_type": "court.listing_decision",
         "key": draw(st.sampled_from(["case_no", None])),
         "start_delay_days": draw(st.sampled_from([0, 3])),
         "start_delay_attribute": opt(draw, "grace_days"),
@@ -142,26 +201,51 @@ def packs(draw: Any) -> Any:
     if draw(st.booleans()):
         retention.append({"id": "red", "types": ["traffic.red_light"], "years": 2})
     if draw(st.booleans()):
-        retention.append({"id": "od", "types": ["loan.payment_overdue"], "years": 1,
-                          "start": "conduct_end", "ended_by": ["loan.overdue_cured"],
-                          "key": "account_id"})
+        retention.append(
+            {
+                "id": "od",
+                "types": ["loan.payment_overdue"],
+                "years": 1,
+                "start": "conduct_end",
+                "ended_by": ["loan.overdue_cured"],
+                "key": "account_id",
+            }
+        )
     if draw(st.booleans()):
         retention.append({"id": "lst", "types": ["court.listing_decision"], "years": 3})
     return pack(
-        scope={"record_types": [
-            "traffic.red_light", "loan.payment_overdue", "loan.overdue_cured",
-            "court.listing_decision", "court.obligation_fulfilled", "subject.consent_granted",
-            "subject.consent_withdrawn", "record.revoked",
-        ], "source_kinds": draw(st.sampled_from([SOURCES, ["court", "city", "lender"]]))},
+        scope={
+            "record_types": [
+                "traffic.red_light",
+                "loan.payment_overdue",
+                "loan.overdue_cured",
+                "court.listing_decision",
+                "court.obligation_fulfilled",
+                "subject.consent_granted",
+                "subject.consent_withdrawn",
+                "record.revoked",
+            ],
+            "source_kinds": draw(st.sampled_from([SOURCES, ["court", "city", "lender"]])),
+        },
         relations=[{"id": "legal_representative", "legal_basis": "b"}],
         score=score,
         lists=[lst],
         consequences=[
             {"id": "k1", "list": "dishonest", "service": "flight", "effect": "deny"},
-            {"id": "k2", "list": "dishonest", "service": "flight", "effect": "deny",
-             "reaches": "legal_representative"},
-            {"id": "k3", "grades": ["C"], "service": "transit.discount", "effect": "deny",
-             "reaches": draw(st.sampled_from(["subject", "legal_representative"]))},
+            {
+                "id": "k2",
+                "list": "dishonest",
+                "service": "flight",
+                "effect": "deny",
+                "reaches": "legal_representative",
+            },
+            {
+                "id": "k3",
+                "grades": ["C"],
+                "service": "transit.discount",
+                "effect": "deny",
+                "reaches": draw(st.sampled_from(["subject", "legal_representative"])),
+            },
         ],
         retention=retention,
     )
@@ -171,8 +255,11 @@ def rounded(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return norm([{**r, "score": round(r["score"], 6)} for r in rs])
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(records=ledgers(), p=packs(), data=st.data())
 def test_engine_equals_reference(store: Store, records: list, p: Any, data: Any) -> None:
     store.sql.execute("DELETE FROM records")

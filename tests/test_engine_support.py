@@ -97,7 +97,7 @@ def rows(table: Any) -> list[dict[str, Any]]:
     frame = table.to_pandas()
     out = []
     for rec_ in frame.to_dict("records"):
-        clean = {}
+        clean: dict[str, Any] = {}
         for k, v in rec_.items():
             if v is None or (not isinstance(v, str) and pd.isna(v)):
                 clean[k] = None
