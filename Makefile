@@ -17,7 +17,7 @@ demo: install
 	$(BIN)/xinyong demo
 
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -61,11 +61,20 @@ def _fast_path(store: Store, at: datetime, known_at: datetime | None) -> bool:
 
 
 def _replay(
-    store: Store, subject_id: str, at: datetime, known_at: datetime | None, *, explain: bool = False
+    store: Store,
+    subject_id: str,
+    at: datetime,
+    known_at: datetime | None,
+    packs: list[Pack],
+    *,
+    explain: bool = False,
 ) -> Any:
+    """The evaluation of the given packs for this subject alone."""
     from xinyong.engine import evaluate
 
-    return evaluate(store, as_of=at, known_at=known_at, subjects=[subject_id], explain=explain)
+    return evaluate(
+        store, packs, as_of=at, known_at=known_at, subjects=[subject_id], explain=explain
+    )
 
 
 def check(
@@ -82,7 +91,11 @@ def check(
     at = at or now_utc()
     if _fast_path(store, at, known_at):
         return ConsequenceIndex.load(store, subject_id=subject_id).answer(subject_id, service, at)
-    evaluation = _replay(store, subject_id, at, known_at)
+    # Only the systems that attach a consequence to this service can change the answer.
+    packs = [
+        p for p in installed_packs(store, at) if any(c.service == service for c in p.consequences)
+    ]
+    evaluation = _replay(store, subject_id, at, known_at, packs)
     rows = (
         evaluation.consequences.filter(evaluation.consequences.subject_id == subject_id)
         .select(*[c.strip() for c in COLUMNS.split(",")])
@@ -105,14 +118,14 @@ def score_of(
     """The subject's score and grade in `system`; both None when it computes none."""
     subject_id = _normalize_subject(subject_id)
     when = at or now_utc()
-    _pack_for(store, system, when)
+    pack = _pack_for(store, system, when)
     if at is None and _fast_path(store, when, known_at):
         row = store.sql.execute(
             "SELECT score, grade FROM scores WHERE system = ? AND subject_id = ?",
             [system, subject_id],
         ).fetchone()
     else:
-        scores = _replay(store, subject_id, when, known_at).scores
+        scores = _replay(store, subject_id, when, known_at, [pack]).scores
         found = (
             scores.filter((scores.system == system) & (scores.subject_id == subject_id))
             .select("score", "grade")
@@ -147,14 +160,14 @@ class Explanation(BaseModel):
     systems: list[SystemExplanation]
 
 
-def _rows(table: Any, subject_id: str, system: str) -> list[dict[str, Any]]:
+def _by_system(table: Any, subject_id: str) -> dict[str, list[dict[str, Any]]]:
+    """One query per result table; rows grouped by system in Python (they are few)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
     if table is None:
-        return []
-    return (
-        table.filter((table.subject_id == subject_id) & (table.system == system))
-        .to_pyarrow()
-        .to_pylist()
-    )
+        return grouped
+    for row in table.filter(table.subject_id == subject_id).to_pyarrow().to_pylist():
+        grouped.setdefault(row["system"], []).append(row)
+    return grouped
 
 
 def _iso_times(row: dict[str, Any]) -> dict[str, Any]:
@@ -182,12 +195,16 @@ def explain(
     packs = installed_packs(store, at)
     if system is not None:
         packs = [_pack_for(store, system, at)]
-    evaluation = _replay(store, subject_id, at, known_at, explain=True)
+    evaluation = _replay(store, subject_id, at, known_at, packs, explain=True)
+    tables = {
+        name: _by_system(getattr(evaluation, name, None), subject_id)
+        for name in ("list_entries", "consequences", "scores", "contributions", "reasons")
+    }
     systems = []
     for pack in packs:
         lists = {spec.id: spec for spec in pack.lists}
         entries = []
-        for row in _rows(evaluation.list_entries, subject_id, pack.system):
+        for row in tables["list_entries"].get(pack.system, []):
             spec = lists.get(row["list_id"])
             active = row["start_at"] <= at and (row["end_at"] is None or at < row["end_at"])
             entries.append(
@@ -200,10 +217,10 @@ def explain(
             )
         consequences = [
             _iso_times(row)
-            for row in _rows(evaluation.consequences, subject_id, pack.system)
+            for row in tables["consequences"].get(pack.system, [])
             if row["since"] <= at and (row["until"] is None or at < row["until"])
         ]
-        score_rows = _rows(evaluation.scores, subject_id, pack.system)
+        score_rows = tables["scores"].get(pack.system, [])
         report = []
         if pack.report:
             visible = visible_records(
@@ -242,15 +259,9 @@ def explain(
                 score=score_rows[0]["score"] if score_rows else None,
                 grade=score_rows[0]["grade"] if score_rows else None,
                 contributions=[
-                    _iso_times(r)
-                    for r in _rows(
-                        getattr(evaluation, "contributions", None), subject_id, pack.system
-                    )
+                    _iso_times(r) for r in tables["contributions"].get(pack.system, [])
                 ],
-                reasons=[
-                    _iso_times(r)
-                    for r in _rows(getattr(evaluation, "reasons", None), subject_id, pack.system)
-                ],
+                reasons=[_iso_times(r) for r in tables["reasons"].get(pack.system, [])],
                 list_entries=entries,
                 consequences=consequences,
                 report=report,

@@ -4,6 +4,7 @@ explain, packs."""
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -158,7 +159,7 @@ def evaluate(
         fail("--known-at lies in the future", 2)
     started = time.perf_counter()
     with refused_input(), open_store(db) as store:
-        with console.status("evaluating", disable=json):
+        with nullcontext() if json else console.status("evaluating"):
             evaluation = run_evaluation(store, as_of=as_of_t, known_at=known_t)
             run_id = materialize(store, evaluation)
         counts = _result_counts(store, as_of_t)

@@ -13,14 +13,12 @@ declares the relation (whatever its scope says), known and not revoked.
 
 from __future__ import annotations
 
-from typing import Any
-
 import ibis
 import ibis.expr.types as ir
 
 from xinyong.catalog import load_catalog
 from xinyong.engine.scope import Ledger, attr, not_revoked
-from xinyong.packs.schema import ConsequenceRule, Pack
+from xinyong.packs.schema import Pack
 
 COLUMNS = {
     "system": "string",
@@ -54,65 +52,96 @@ def representatives(relation: str, led: Ledger) -> ir.Table:
     return t.filter(t._person.notnull())
 
 
+def _rule_table(pack: Pack, kind: str) -> ir.Table | None:
+    """The pack's consequence rules of one kind ('list' or 'grade') as a small table,
+    so that one join applies them all (rather than one query per rule)."""
+    lists = {s.id: s for s in pack.lists}
+    rows = []
+    for rule in pack.consequences:
+        if kind == "list" and rule.list is not None:
+            spec = lists[rule.list]
+            keys = [rule.list]
+            basis = rule.legal_basis or spec.legal_basis
+            remedy = rule.remedy or spec.remedy or None
+        elif kind == "grade" and rule.grades is not None:
+            keys = list(rule.grades)
+            basis = rule.legal_basis or (pack.score.legal_basis if pack.score else "")
+            remedy = rule.remedy or None
+        else:
+            continue
+        for key in keys:
+            rows.append(
+                {
+                    "_basis": key,
+                    "service": rule.service,
+                    "effect": rule.effect,
+                    "rule_id": rule.id,
+                    "legal_basis": basis,
+                    "remedy": remedy,
+                    "_reaches": rule.reaches,
+                }
+            )
+    if not rows:
+        return None
+    schema = {
+        "_basis": "string",
+        "service": "string",
+        "effect": "string",
+        "rule_id": "string",
+        "legal_basis": "string",
+        "remedy": "string",
+        "_reaches": "string",
+    }
+    return ibis.memtable(rows, schema=schema)
+
+
 def consequences(
     pack: Pack, led: Ledger, entries: ir.Table | None, scores: ir.Table | None
 ) -> list[ir.Table]:
-    lists = {s.id: s for s in pack.lists}
+    bases = []
+    list_rules = _rule_table(pack, "list")
+    if entries is not None and list_rules is not None:
+        e = entries.filter(
+            entries.start_at <= led.as_of,
+            entries.end_at.isnull() | (entries.end_at > led.as_of),
+        )
+        base = e.select(_sid=e.subject_id, _key=e.list_id, since=e.start_at, until=e.end_at)
+        bases.append(("list", base, list_rules))
+    grade_rules = _rule_table(pack, "grade")
+    if scores is not None and grade_rules is not None:
+        s = scores.filter(scores.grade.notnull())
+        base = s.select(
+            _sid=s.subject_id,
+            _key=s.grade,
+            since=ibis.literal(led.as_of),
+            until=ibis.null("timestamp"),
+        )
+        bases.append(("grade", base, grade_rules))
     out = []
-    for rule in pack.consequences:
-        if rule.list is not None:
-            if entries is None:
-                continue
-            spec = lists[rule.list]
-            basis = rule.legal_basis or spec.legal_basis
-            remedy = rule.remedy or spec.remedy or None
-            e = entries.filter(
-                entries.list_id == rule.list,
-                entries.start_at <= led.as_of,
-                entries.end_at.isnull() | (entries.end_at > led.as_of),
+    relations = sorted({r.reaches for r in pack.consequences} - {"subject"})
+    for kind, base, rules in bases:
+        j = base.join(rules, base._key == rules._basis)
+        j = j.mutate(
+            system=ibis.literal(pack.system), basis_kind=ibis.literal(kind), basis_id=j._key
+        )
+        own = j.filter(j._reaches == "subject")
+        out.append(
+            _shape(
+                own.mutate(
+                    subject_id=own._sid,
+                    via_relation=ibis.null("string"),
+                    via_subject=ibis.null("string"),
+                )
             )
-            base = e.select(_sid=e.subject_id, basis_id=e.list_id, since=e.start_at, until=e.end_at)
-            out.append(_reach(pack, rule, led, base, "list", basis, remedy))
-        elif scores is not None:
-            basis = rule.legal_basis or (pack.score.legal_basis if pack.score else "")
-            s = scores.filter(scores.grade.isin(list(rule.grades or [])))
-            base = s.select(
-                _sid=s.subject_id,
-                basis_id=s.grade,
-                since=ibis.literal(led.as_of),
-                until=ibis.null("timestamp"),
-            )
-            out.append(_reach(pack, rule, led, base, "grade", basis, rule.remedy or None))
+        )
+        for relation in relations:
+            out.append(_reach(relation, led, j.filter(j._reaches == relation)))
     return out
 
 
-def _reach(
-    pack: Pack,
-    rule: ConsequenceRule,
-    led: Ledger,
-    base: ir.Table,
-    kind: str,
-    basis: str,
-    remedy: str | None,
-) -> ir.Table:
-    fixed: dict[str, Any] = {
-        "system": ibis.literal(pack.system),
-        "service": ibis.literal(rule.service),
-        "effect": ibis.literal(rule.effect),
-        "rule_id": ibis.literal(rule.id),
-        "basis_kind": ibis.literal(kind),
-        "legal_basis": ibis.literal(basis),
-        "remedy": ibis.literal(remedy, type="string"),
-    }
-    if rule.reaches == "subject":
-        t = base.mutate(
-            subject_id=base._sid,
-            via_relation=ibis.null("string"),
-            via_subject=ibis.null("string"),
-            **fixed,
-        )
-        return _shape(t)
-    reps = representatives(rule.reaches, led)
+def _reach(relation: str, led: Ledger, base: ir.Table) -> ir.Table:
+    """Consequences given to the person the relation names, during its tenure."""
+    reps = representatives(relation, led)
     j = base.join(reps, base._sid == reps._org)
     since = ibis.greatest(j.since, j._from)
     until = ibis.cases(
@@ -124,9 +153,8 @@ def _reach(
         subject_id=j._person,
         since=since,
         until=until,
-        via_relation=ibis.literal(rule.reaches),
+        via_relation=ibis.literal(relation),
         via_subject=j._sid,
-        **fixed,
     )
     t = t.filter(t.until.isnull() | (t.since < t.until))
     return _shape(t)

@@ -53,6 +53,7 @@ class Evaluation:
     contributions: ir.Table | None = None
     reasons: ir.Table | None = None
     subjects: tuple[str, ...] | None = field(default=None)
+    ledger: Ledger | None = field(default=None, repr=False)
 
 
 def _instant(value: Instant, default: datetime) -> datetime:
@@ -137,6 +138,7 @@ def evaluate(
         contributions=_only(_union(contribs, CONTRIBUTION_COLUMNS), led) if explain else None,
         reasons=_only(_union(why, REASON_COLUMNS), led) if explain else None,
         subjects=led.subjects,
+        ledger=led,
     )
 
 
@@ -167,6 +169,21 @@ def feature_table(
     return feature_values(pack, led, visible(pack, led))
 
 
+def _from_materialized(store: Any, evaluation: Evaluation) -> ir.Table:
+    if evaluation.ledger is None:
+        return evaluation.consequences
+    entries, scores = store.table("list_entries"), store.table("scores")
+    parts = []
+    for pack in evaluation.packs:
+        parts += consequences(
+            pack,
+            evaluation.ledger,
+            entries.filter(entries.system == pack.system) if pack.lists else None,
+            scores.filter(scores.system == pack.system) if pack.score is not None else None,
+        )
+    return _union(parts, CONSEQUENCE_COLUMNS)
+
+
 @contextmanager
 def _transaction(store: Any) -> Iterator[None]:
     # The one backend-specific piece: DB-API style begin/commit on the connection.
@@ -190,7 +207,9 @@ def materialize(store: Any, evaluation: Evaluation) -> int:
     with _transaction(store):
         backend.insert("scores", evaluation.scores, overwrite=True)
         backend.insert("list_entries", evaluation.list_entries, overwrite=True)
-        backend.insert("consequences", evaluation.consequences, overwrite=True)
+        # Consequences follow from the entries and scores just written: reading those
+        # back keeps the query small instead of deriving them a second time.
+        backend.insert("consequences", _from_materialized(store, evaluation), overwrite=True)
         last_run = backend.execute(runs.run_id.max())
         run_id = 1 if last_run is None or pd.isna(last_run) else int(last_run) + 1
         known = records.filter(records.recorded_at <= evaluation.known_at)

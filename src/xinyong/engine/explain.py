@@ -14,7 +14,7 @@ import ibis.expr.types as ir
 
 from xinyong.engine.features import feature_filter
 from xinyong.engine.scope import Ledger
-from xinyong.engine.scores import Part, counted
+from xinyong.engine.scores import Part, rule_match, rule_points
 from xinyong.packs.schema import Pack
 
 CONTRIBUTION_COLUMNS = {
@@ -49,26 +49,81 @@ def _union(tables: list[ir.Table]) -> ir.Table | None:
 
 
 def contributions(pack: Pack, led: Ledger, vis: ir.Table, parts: ir.Table) -> ir.Table | None:
+    """Every counted record with its rule, in one pass: the visible records joined
+    with a small table of the rules by type (a record may count for several rules),
+    each rule's own condition and points picked by rule id."""
     score = pack.score
     assert score is not None
     scored = parts.select(_scored=parts.subject_id)
-    pieces = []
+    rows: list[dict[str, object]] = []
     if score.scorecard is not None:
         features = {f.id: f for f in score.features}
-        for sf in score.scorecard.features:
-            f = features[sf.feature]
-            if f.aggregate == "age":
-                continue
-            t = vis.filter(feature_filter(f, vis, led.as_of))
-            pieces.append(_contribution(pack, t, f.id, None, score.legal_basis, False))
+        chosen = [features[sf.feature] for sf in score.scorecard.features]
+        chosen = [f for f in chosen if f.aggregate != "age"]
+        for f in chosen:
+            for ty in f.types or sorted(set(pack.scope.record_types)):
+                rows.append(
+                    {
+                        "_rule": f.id,
+                        "_type": ty,
+                        "_max": None,
+                        "_basis": score.legal_basis,
+                        "_illustrative": False,
+                    }
+                )
     else:
         for rule in score.rules:
-            t = counted(rule, led, vis)
-            basis = rule.legal_basis or score.legal_basis
-            pieces.append(_contribution(pack, t, rule.id, t.points, basis, rule.illustrative))
-    out = _union(pieces)
-    if out is None:
+            rows.append(
+                {
+                    "_rule": rule.id,
+                    "_type": rule.type,
+                    "_max": rule.max_count,
+                    "_basis": rule.legal_basis or score.legal_basis,
+                    "_illustrative": rule.illustrative,
+                }
+            )
+    if not rows:
         return None
+    meta = ibis.memtable(
+        rows,
+        schema={
+            "_rule": "string",
+            "_type": "string",
+            "_max": "int64",
+            "_basis": "string",
+            "_illustrative": "boolean",
+        },
+    )
+    j = vis.join(meta, vis.type == meta._type)
+    if score.scorecard is not None:
+        match = ibis.cases(
+            *[(j._rule == f.id, feature_filter(f, j, led.as_of)) for f in chosen], else_=False
+        )
+        points = ibis.null("float64")
+    else:
+        match = ibis.cases(
+            *[(j._rule == r.id, rule_match(r, j, led)) for r in score.rules], else_=False
+        )
+        points = ibis.cases(*[(j._rule == r.id, rule_points(r, j)) for r in score.rules])
+    hits = j.filter(match).mutate(points=points.cast("float64"))
+    w = ibis.window(
+        group_by=[hits.subject_id, hits._rule],
+        order_by=[hits.occurred_at.desc(), hits.record_id.desc()],
+    )
+    hits = hits.mutate(_recency=ibis.row_number().over(w))
+    hits = hits.filter(hits._max.isnull() | (hits._recency < hits._max))
+    out = hits.select(
+        system=ibis.literal(pack.system),
+        subject_id=hits.subject_id,
+        rule_id=hits._rule,
+        record_id=hits.record_id,
+        type=hits.type,
+        occurred_at=hits.occurred_at,
+        points=hits.points,
+        legal_basis=hits._basis,
+        illustrative=hits._illustrative,
+    )
+    out = out.select(**{c: out[c].cast(ty) for c, ty in CONTRIBUTION_COLUMNS.items()})
     return out.semi_join(scored, out.subject_id == scored._scored)
 
 
@@ -97,21 +152,31 @@ def _contribution(
 def reasons(pack: Pack, parts: ir.Table, spec: list[Part]) -> ir.Table | None:
     score = pack.score
     assert score is not None
-    pieces = []
-    for p in spec:
-        lost = (ibis.literal(p.best) - parts[p.column]).cast("float64")
-        pieces.append(
-            parts.select(
-                subject_id=parts.subject_id,
-                rule_id=ibis.literal(p.rule_id),
-                dimension=ibis.literal(p.dimension, type="string"),
-                points_lost=lost,
-                description=ibis.literal(p.description),
-            )
-        )
-    out = _union(pieces)
-    if out is None or score.reasons == 0:
+    if not spec or score.reasons == 0:
         return None
+    # One unpivot of the per-subject parts (not one query per rule): the parts
+    # table is referenced once, whatever the number of rules.
+    columns = [p.column for p in spec]
+    long = parts.select("subject_id", *[parts[c].cast("float64").name(c) for c in columns])
+    long = long.pivot_longer(columns, names_to="_column", values_to="_points")
+    meta = ibis.memtable(
+        {
+            "_col": [p.column for p in spec],
+            "rule_id": [p.rule_id for p in spec],
+            "dimension": [p.dimension for p in spec],
+            "_best": [float(p.best) for p in spec],
+            "description": [p.description for p in spec],
+        },
+        schema={
+            "_col": "string",
+            "rule_id": "string",
+            "dimension": "string",
+            "_best": "float64",
+            "description": "string",
+        },
+    )
+    out = long.join(meta, long._column == meta._col)
+    out = out.mutate(points_lost=(out._best - out._points).cast("float64"))
     out = out.filter(out.points_lost > 0)
     w = ibis.window(group_by=out.subject_id, order_by=[out.points_lost.desc(), out.rule_id])
     out = out.mutate(rank=ibis.row_number().over(w) + 1, system=ibis.literal(pack.system))

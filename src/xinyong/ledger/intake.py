@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from xinyong.catalog import load_catalog
 from xinyong.catalog.identifiers import (
@@ -205,66 +206,6 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-@cache
-def _catalog_table() -> pa.Table:
-    catalog = load_catalog()
-    rows: dict[str, list[Any]] = {"type": [], "source_kinds": [], "subject_kinds": [],
-                                  "allowed": [], "required": []}
-    for name, rtype in catalog.types.items():
-        rows["type"].append(name)
-        rows["source_kinds"].append(list(rtype.sources))
-        rows["subject_kinds"].append(list(rtype.subject_kinds))
-        rows["allowed"].append(sorted(rtype.attributes))
-        rows["required"].append(sorted(a for a, s in rtype.attributes.items() if s.required))
-    return pa.table(rows)
-
-
-def _attr_specs() -> dict[str, dict[str, AttributeSpec]]:
-    """attribute name -> {type name -> spec}."""
-    out: dict[str, dict[str, AttributeSpec]] = {}
-    for tname, rtype in load_catalog().types.items():
-        for aname, spec in rtype.attributes.items():
-            out.setdefault(aname, {})[tname] = spec
-    return dict(sorted(out.items()))
-
-
-def _spec_value_sql(name: str, spec: AttributeSpec, v: str) -> tuple[str, str]:
-    """(typed value expr, error reason expr) for one attribute spec; v is the JSON value."""
-    jt = f"json_type({v})"
-    if spec.type in ("string", "enum", "person_id"):
-        value = f"CASE WHEN {jt} = 'VARCHAR' THEN {v}->>'$' END"
-        err = f"CASE WHEN {jt} <> 'VARCHAR' THEN 'must be text'"
-        if spec.type == "enum":
-            values = ", ".join(_lit(x) for x in spec.values or ())
-            err += (f" WHEN NOT list_contains([{values}], {value}) THEN "
-                    f"'must be one of ' || {_lit_any(', '.join(spec.values or ()))}")
-        elif spec.type == "string":
-            err += f" WHEN length({value}) = 0 THEN 'must not be empty'"
-        err += " END"
-        if spec.type == "person_id":
-            value = f"upper(trim({value}))"
-        return value, err
-    numeric = "('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"
-    if spec.type == "integer":
-        value = f"CASE WHEN {jt} IN {numeric} THEN TRY_CAST({v} AS DOUBLE) END"
-        err = (f"CASE WHEN {jt} NOT IN {numeric} OR {value} IS NULL OR {value} <> floor({value})"
-               f" OR abs({value}) > 9.0e15 THEN 'must be an integer'")
-    else:
-        value = f"CASE WHEN {jt} IN {numeric} THEN TRY_CAST({v} AS DOUBLE) END"
-        err = f"CASE WHEN {jt} NOT IN {numeric} OR {value} IS NULL THEN 'must be a number'"
-    if spec.min is not None:
-        err += f" WHEN {value} < {_num(spec.min)} THEN 'must be ≥ {_fmt(spec.min)}'"
-    if spec.exclusive_min is not None:
-        err += (f" WHEN {value} <= {_num(spec.exclusive_min)} "
-                f"THEN 'must be > {_fmt(spec.exclusive_min)}'")
-    if spec.max is not None:
-        err += f" WHEN {value} > {_num(spec.max)} THEN 'must be ≤ {_fmt(spec.max)}'"
-    err += " END"
-    if spec.type == "integer":
-        value = f"CAST({value} AS BIGINT)"
-    return value, err
-
-
 def _lit_any(text: str) -> str:
     if "'" in text or "\\" in text:
         raise ValueError(f"unexpected catalog text {text!r}")
@@ -275,13 +216,69 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def _default_sql(spec: AttributeSpec) -> str:
-    d = spec.default
-    if isinstance(d, bool) or d is None:
-        raise ValueError("unsupported default")
-    if isinstance(d, int | float):
-        return f"CAST({_num(d)} AS {'BIGINT' if spec.type == 'integer' else 'DOUBLE'})"
-    return _lit_any(str(d))
+#: attribute presence bits per BIGINT mask word (bit 63 stays clear)
+_WORD = 62
+
+
+@cache
+def _attr_names() -> tuple[str, ...]:
+    """Every catalog attribute name, sorted: the order of the typed columns, of the
+    canonical attributes text and of the attribute checks."""
+    names = tuple(load_catalog().attribute_columns)
+    for n in names:
+        _lit(n)
+    return names
+
+
+def _words() -> int:
+    return max(1, -(-len(_attr_names()) // _WORD))
+
+
+def _mask(names: Iterable[str]) -> list[int]:
+    index = {n: i for i, n in enumerate(_attr_names())}
+    words = [0] * _words()
+    for n in names:
+        i = index[n]
+        words[i // _WORD] |= 1 << (i % _WORD)
+    return words
+
+
+@cache
+def _catalog_table() -> pa.Table:
+    """One row per record type: its number (`tid`), allowed source and subject kinds,
+    attribute names (allowed, required) and the same as presence bit masks."""
+    catalog = load_catalog()
+    rows: dict[str, list[Any]] = {"tid": [], "type": [], "source_kinds": [], "subject_kinds": [],
+                                  "allowed": [], "required": []}
+    for w in range(_words()):
+        rows[f"amask{w}"] = []
+        rows[f"rmask{w}"] = []
+    for tid, (name, rtype) in enumerate(catalog.types.items()):
+        required = sorted(a for a, s in rtype.attributes.items() if s.required)
+        rows["tid"].append(tid)
+        rows["type"].append(name)
+        rows["source_kinds"].append(list(rtype.sources))
+        rows["subject_kinds"].append(list(rtype.subject_kinds))
+        rows["allowed"].append(sorted(rtype.attributes))
+        rows["required"].append(required)
+        for w, (am, rm) in enumerate(zip(_mask(rtype.attributes), _mask(required), strict=True)):
+            rows[f"amask{w}"].append(am)
+            rows[f"rmask{w}"].append(rm)
+    types = {"tid": pa.int32(), "amask": pa.int64(), "rmask": pa.int64()}
+    return pa.table({k: pa.array(v, types.get(k.rstrip("0123456789"))) for k, v in rows.items()})
+
+
+def _tids() -> dict[str, int]:
+    return {name: i for i, name in enumerate(load_catalog().types)}
+
+
+def _attr_specs() -> dict[str, dict[str, AttributeSpec]]:
+    """attribute name -> {type name -> spec}."""
+    out: dict[str, dict[str, AttributeSpec]] = {}
+    for tname, rtype in load_catalog().types.items():
+        for aname, spec in rtype.attributes.items():
+            out.setdefault(aname, {})[tname] = spec
+    return dict(sorted(out.items()))
 
 
 def _group_by_spec(per_type: dict[str, AttributeSpec]) -> list[tuple[AttributeSpec, list[str]]]:
@@ -296,107 +293,193 @@ def _group_by_spec(per_type: dict[str, AttributeSpec]) -> list[tuple[AttributeSp
     return groups
 
 
+def _in_types(tnames: Iterable[str]) -> str:
+    """Whether the row's type is one of tnames (a long IN list would become a join)."""
+    tids = sorted(_tids()[t] for t in tnames)
+    if len(tids) == 1:
+        return f"tid = {tids[0]}"
+    return "list_contains([" + ", ".join(map(str, tids)) + "], tid)"
+
+
+def _dispatch(groups: list[tuple[AttributeSpec, list[str]]],
+              sql: Callable[[AttributeSpec], str]) -> str:
+    """sql(spec) for the spec of the row's type; only for rows whose type has the
+    attribute, so the last group needs no test."""
+    if len(groups) == 1:
+        return sql(groups[0][0])
+    return "CASE " + " ".join(f"WHEN {_in_types(t)} THEN {sql(s)}" for s, t in groups[:-1]) \
+        + f" ELSE {sql(groups[-1][0])} END"
+
+
+
+
+def _type_message(spec: AttributeSpec) -> str:
+    if spec.type == "integer":
+        return "'must be an integer'"
+    if spec.type == "number":
+        return "'must be a number'"
+    return "'must be text'"
+
+
+def _value_sql(spec: AttributeSpec, raw: str) -> str:
+    """The value of one attribute from its JSON text `raw` (DOUBLE for numbers)."""
+    if spec.type in ("integer", "number"):
+        return f"TRY_CAST({raw} AS DOUBLE)"
+    if spec.type == "person_id":
+        return f"upper(trim({raw}->>'$'))"
+    return f"{raw}->>'$'"
+
+
+def _check_sql(spec: AttributeSpec, raw: str, v: str) -> str:
+    """The first problem (text) with a present attribute, or NULL; raw is its JSON
+    text, v its value (_value_sql)."""
+    if spec.type in ("string", "enum", "person_id"):
+        err = f"CASE WHEN NOT starts_with(CAST({raw} AS VARCHAR), '\"') THEN 'must be text'"
+        if spec.type == "enum":
+            values = ", ".join(_lit(x) for x in spec.values or ())
+            err += (f" WHEN NOT list_contains([{values}], {v}) THEN "
+                    f"'must be one of ' || {_lit_any(', '.join(spec.values or ()))}")
+        elif spec.type == "string":
+            err += f" WHEN {v} = '' THEN 'must not be empty'"
+        return err + " END"
+    first = f"left(CAST({raw} AS VARCHAR), 1)"
+    numeric = f"({first} BETWEEN '0' AND '9' OR {first} = '-')"
+    if spec.type == "integer":
+        err = (f"CASE WHEN NOT {numeric} OR {v} IS NULL OR {v} <> floor({v})"
+               f" OR abs({v}) > 9.0e15 THEN 'must be an integer'")
+    else:
+        err = f"CASE WHEN NOT {numeric} OR {v} IS NULL THEN 'must be a number'"
+    if spec.min is not None:
+        err += f" WHEN {v} < {_num(spec.min)} THEN 'must be ≥ {_fmt(spec.min)}'"
+    if spec.exclusive_min is not None:
+        err += (f" WHEN {v} <= {_num(spec.exclusive_min)} "
+                f"THEN 'must be > {_fmt(spec.exclusive_min)}'")
+    if spec.max is not None:
+        err += f" WHEN {v} > {_num(spec.max)} THEN 'must be ≤ {_fmt(spec.max)}'"
+    return err + " END"
+
+
+def _default_sql(spec: AttributeSpec) -> str:
+    d = spec.default
+    if isinstance(d, bool) or d is None:
+        raise ValueError("unsupported default")
+    if isinstance(d, int | float):
+        return f"CAST({_num(d)} AS DOUBLE)"
+    return _lit_any(str(d))
+
+
+_OCC_FAST = (r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+             r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?")
+
+#: occurred_at text (`occ`) -> naive UTC instant, for the forms _OCC_FAST matches
+#: (a date or a date-time without offset: Asia/Shanghai; Z; +hh:mm / -hh:mm);
+#: other texts come parsed by Python (_xin_occ, exact rules of timeutil).
+_OCC_SQL = f"""CASE
+  WHEN regexp_full_match(OCC_TEXT, '{_OCC_FAST}') THEN CASE
+    WHEN length(OCC_TEXT) = 10
+      THEN CAST(TRY_CAST(OCC_TEXT AS DATE) AS TIMESTAMP) - INTERVAL 8 HOUR
+    WHEN suffix(OCC_TEXT, 'Z') THEN TRY_CAST(substr(OCC_TEXT, 1, length(OCC_TEXT) - 1) AS TIMESTAMP)
+    WHEN substr(OCC_TEXT, -6, 1) IN ('+', '-')
+      THEN TRY_CAST(substr(OCC_TEXT, 1, length(OCC_TEXT) - 6) AS TIMESTAMP)
+           - to_minutes(CAST((CASE WHEN substr(OCC_TEXT, -6, 1) = '-' THEN -1 ELSE 1 END)
+                             * (CAST(substr(OCC_TEXT, -5, 2) AS INTEGER) * 60
+                                + CAST(substr(OCC_TEXT, -2, 2) AS INTEGER)) AS BIGINT))
+    ELSE TRY_CAST(OCC_TEXT AS TIMESTAMP) - INTERVAL 8 HOUR END
+  ELSE o.instant
+END"""
+
+
 @cache
-def _validation_sql(tname: str | None) -> str:
-    """The set-wise validation query over the rows of _xin_in of one record type
-    (None: rows whose type is missing or unknown), see the module docstring.
-    One query per type keeps each row's expressions to its own attributes."""
-    specs = {a: {tname: s} for a, s in sorted(load_catalog().types[tname].attributes.items())} \
-        if tname is not None else {}
-    names = list(specs)
-    paths = ", ".join(f"'$.\"{n}\"'" for n in names)
-    where = (f"i.type = {_lit(tname)}" if tname is not None
-             else "i.type IS NULL OR i.type NOT IN (SELECT type FROM _xin_types)")
+def _validation_sql() -> str:
+    """The one set-wise validation query over _xin_in (see the module docstring).
+
+    Each row's attributes are parsed once into a struct of every catalog attribute
+    as JSON text (plus the key list, to see unknown and null-valued keys); a row
+    whose present attributes are exactly allowed ones, all non-null, with the
+    required ones among them (bit masks per type) takes the fast path; the others
+    get the exact key checks. Then every present attribute is checked against the
+    spec of the row's type, in attribute-name order."""
+    catalog = load_catalog()
+    names = _attr_names()
+    specs = _attr_specs()
+    struct = "{" + ", ".join(f'"{n}": "JSON"' for n in names) + "}"
+    words = _words()
+    mask_cols = []
+    for w in range(words):
+        bits = [f"CASE WHEN j.{n} IS NOT NULL THEN {1 << (i % _WORD)} ELSE 0 END"
+                for i, n in enumerate(names) if i // _WORD == w]
+        mask_cols.append(f"CAST({' + '.join(bits) or '0'} AS BIGINT) AS m{w}")
+    popcount = " + ".join(f"bit_count(m{w})" for w in range(words))
+    is_object = "starts_with(ltrim(attributes, ' ' || chr(9) || chr(10) || chr(13)), '{')"
+    fast = " AND ".join(
+        [f"len(keys) = {popcount}", f"(len(keys) > 0 OR {is_object})"]
+        + [f"m{w} & ~amask{w} = 0 AND m{w} & rmask{w} = rmask{w}" for w in range(words)])
+
     value_cols: list[str] = []
     err_cols: list[str] = []
-    for i, (aname, per_type) in enumerate(specs.items(), start=1):
-        v = f"vals[{i}]"
-        vbranches: list[str] = []
-        ebranches: list[str] = []
-        for spec, _tnames in _group_by_spec(per_type):
-            cond = "true"  # one query per type: every row here has this type
-            value, err = _spec_value_sql(aname, spec, v)
-            if spec.default is not None:
-                value = f"CASE WHEN {v} IS NULL THEN {_default_sql(spec)} ELSE {value} END"
-                err = f"CASE WHEN {v} IS NOT NULL THEN {err} END"
-            vbranches.append(f"WHEN {cond} THEN {value}")
-            ebranches.append(f"WHEN {cond} AND {v} IS NOT NULL THEN {err}")
-        col = attribute_column(aname)
-        value_cols.append(f"CASE WHEN keys_ok THEN CASE {' '.join(vbranches)} END END AS {col}")
-        err_cols.append(f"CASE WHEN keys_ok THEN CASE {' '.join(ebranches)} END END AS e_{aname}")
-    attr_field = "CASE " + " ".join(
-        f"WHEN e_{n} IS NOT NULL THEN 'attributes.{n}'" for n in names) + " END"
-    attr_reason = "coalesce(" + ", ".join(f"e_{n}" for n in names) + ")" if names else "NULL"
-    if not names:
-        attr_field = "NULL"
-    person_checks = [
-        (n, attribute_column(n)) for n, per in specs.items()
-        if any(s.type == "person_id" for s in per.values())
-    ]
+    out_cols: list[str] = []
+    for n in names:
+        raw = f"j.{n}"
+        groups = _group_by_spec(specs[n])
+        present = _dispatch(groups, lambda spec, raw=raw: _value_sql(spec, raw))  # type: ignore[misc]
+        defaults = [(s, t) for s, t in groups if s.default is not None]
+        value = f"CASE WHEN {raw} IS NOT NULL THEN {present} " + "".join(
+            f"WHEN {_in_types(t)} THEN {_default_sql(s)} " for s, t in defaults) + "END"
+        value_cols.append(f"{value} AS v_{n}")
+        checks = _dispatch(groups, lambda spec, raw=raw, n=n: _check_sql(spec, raw, f"v_{n}"))  # type: ignore[misc]
+        nulls = _dispatch(groups, _type_message)
+        err_cols.append(
+            f"CASE WHEN {raw} IS NOT NULL THEN {checks} "
+            f"WHEN NOT fast AND list_contains(keys, {_lit(n)}) THEN {nulls} END AS e_{n}")
+        col = attribute_column(n)
+        kind = catalog.attribute_columns[n]
+        out = f"v_{n}" if kind != "int64" else f"TRY_CAST(v_{n} AS BIGINT)"
+        out_cols.append(f"CASE WHEN err IS NULL THEN {out} END AS {col}")
+    attr_err = "CASE " + " ".join(
+        f"WHEN a.e_{n} IS NOT NULL THEN ['attributes.{n}', a.e_{n}]" for n in names) + " END"
+    person = [n for n in names if any(s.type == "person_id" for s in specs[n].values())]
     person_joins = " ".join(
-        f"LEFT JOIN _xin_ids p_{n} ON p_{n}.sid = a.{col}" for n, col in person_checks)
-    typed_cols = "".join(f"a.{attribute_column(n)}, " for n in names)
-    canon = ("'{' || concat_ws(',', " + ", ".join(
-        f"'\"{n}\":' || to_json(a.{attribute_column(n)})" for n in names) + ") || '}'"
-        if names else "'{}'")
-    ext = attribute_column("extension_years") if "extension_years" in specs else None
-    ground = attribute_column("ground") if "ground" in specs else None
+        f"LEFT JOIN _xin_ids p_{n} ON p_{n}.sid = a.v_{n}" for n in person)
+    person_checks = " ".join(
+        f"WHEN a.v_{n} IS NOT NULL AND p_{n}.kind IS DISTINCT FROM 1 THEN "
+        f"['attributes.{n}', 'must be a valid resident identity number: ' || "
+        f"coalesce(p_{n}.reason, 'a unified social credit code')]" for n in person)
     cross = ""
-    if ext and ground and tname == "court.listing_decision":
+    if "court.listing_decision" in catalog.types and {"ground", "extension_years"} <= set(names):
         # CATALOG.md: extension only for grounds other than able_but_refuses.
-        cross = (f"WHEN a.type = 'court.listing_decision' AND a.{ground} = 'able_but_refuses' "
-                 f"AND a.{ext} > 0 THEN ['attributes.extension_years', "
+        cross = (f"WHEN a.tid = {_tids()['court.listing_decision']} "
+                 "AND a.v_ground = 'able_but_refuses' AND a.v_extension_years > 0 "
+                 "THEN ['attributes.extension_years', "
                  "'an extension applies only to grounds other than able_but_refuses']")
-    occ_re_date = r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
-    occ_re_time = (r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-                   r"(\.[0-9]{1,6})?")
-    occ_re_off = occ_re_time + r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+    canon = ("'{' || concat_ws(',', " + ", ".join(
+        f"'\"{n}\":' || to_json({attribute_column(n)})" for n in names) + ") || '}'")
     return f"""
 WITH base AS (
   SELECT i._row, i.record_id, i.type, i.source, i.occurred_at AS occ_text,
-         i.subject_id AS sid_raw, upper(trim(i.subject_id)) AS sid, i.attributes,
-         t.type IS NOT NULL AS type_ok, t.source_kinds, t.subject_kinds, t.allowed, t.required,
+         i.subject_id AS sid_raw, i.attributes,
+         t.tid, t.source_kinds, t.subject_kinds, t.allowed, t.required,
+         {", ".join(f"t.amask{w}, t.rmask{w}" for w in range(words))},
          s.kind AS source_kind,
-         CASE
-           WHEN regexp_full_match(i.occurred_at, '{occ_re_date}')
-             THEN TRY_CAST(TRY_CAST(i.occurred_at AS DATE) AS TIMESTAMP) - INTERVAL 8 HOUR
-           WHEN regexp_full_match(i.occurred_at, '{occ_re_time}')
-             THEN TRY_CAST(replace(i.occurred_at, 'T', ' ') AS TIMESTAMP) - INTERVAL 8 HOUR
-           WHEN regexp_full_match(i.occurred_at, '{occ_re_off}')
-             THEN TRY_CAST(replace(
-                    CASE WHEN i.occurred_at LIKE '%Z'
-                         THEN substr(i.occurred_at, 1, length(i.occurred_at) - 1)
-                         ELSE substr(i.occurred_at, 1, length(i.occurred_at) - 6) END,
-                    'T', ' ') AS TIMESTAMP)
-                  - CASE WHEN i.occurred_at LIKE '%Z' THEN INTERVAL 0 MINUTE ELSE
-                      to_minutes(CAST(
-                        (CASE WHEN substr(i.occurred_at, -6, 1) = '-' THEN -1 ELSE 1 END)
-                        * (CAST(substr(i.occurred_at, -5, 2) AS INTEGER) * 60
-                           + CAST(substr(i.occurred_at, -2, 2) AS INTEGER)) AS BIGINT)) END
-           ELSE o.instant
-         END AS occurred_at,
+         d.sid, d.kind AS sid_kind, d.birth AS birth_date, d.flag AS sid_flag,
+         d.reason AS sid_reason,
+         {_OCC_SQL.replace("OCC_TEXT", "i.occurred_at")} AS occurred_at,
          o.reason AS occ_reason,
-         try(json_type(i.attributes)) AS attr_type
+         CASE WHEN t.tid IS NOT NULL THEN try(json_transform(i.attributes, '{struct}')) END AS j,
+         CASE WHEN t.tid IS NOT NULL THEN try(json_keys(i.attributes)) END AS keys
   FROM _xin_in i
   LEFT JOIN _xin_types t ON t.type = i.type
   LEFT JOIN sources s ON s.source_id = i.source
+  LEFT JOIN _xin_sids d ON d.raw = i.subject_id
   LEFT JOIN _xin_occ o ON o.text = i.occurred_at
-  WHERE {where}
-), parsed AS (
-  SELECT b.*, d.kind AS sid_kind, d.birth AS birth_date, d.flag AS sid_flag,
-         d.reason AS sid_reason,
-         CASE WHEN attr_type = 'OBJECT' AND type_ok THEN json_keys(attributes) END AS keys,
-         {f"CASE WHEN attr_type = 'OBJECT' AND type_ok THEN json_extract(attributes, [{paths}]) END"
-          if names else "NULL"} AS vals
-  FROM base b LEFT JOIN _xin_ids d ON d.sid = b.sid
-), keyed AS (
-  SELECT *, keys IS NOT NULL AND list_has_all(allowed, keys) AND list_has_all(keys, required)
-            AS keys_ok
-  FROM parsed
-), typed AS (
-  SELECT *{"".join(", " + c for c in value_cols + err_cols)}
-  FROM keyed
+), masked AS (
+  SELECT *, {", ".join(mask_cols)} FROM base
+), pathed AS (
+  SELECT *, coalesce({fast}, false) AS fast FROM masked
+), valued AS (
+  SELECT *, {", ".join(value_cols)} FROM pathed
 ), checked AS (
+  SELECT *, {", ".join(err_cols)} FROM valued
+), judged AS (
   SELECT a.*,
     CASE
       WHEN a.record_id IS NULL THEN ['record_id', 'missing']
@@ -406,7 +489,7 @@ WITH base AS (
       WHEN a.sid_kind IS DISTINCT FROM 1 AND a.sid_kind IS DISTINCT FROM 2
         THEN ['subject_id', coalesce(a.sid_reason, 'invalid identifier')]
       WHEN a.type IS NULL THEN ['type', 'missing']
-      WHEN NOT a.type_ok THEN ['type', 'unknown record type ' || a.type]
+      WHEN a.tid IS NULL THEN ['type', 'unknown record type ' || a.type]
       WHEN a.occ_text IS NULL THEN ['occurred_at', 'missing']
       WHEN a.occurred_at IS NULL
         THEN ['occurred_at', coalesce(a.occ_reason, 'not an ISO 8601 date or date-time')]
@@ -418,48 +501,51 @@ WITH base AS (
                                                   ELSE 'organization' END)
         THEN ['subject_id', a.type || ' applies to ' || array_to_string(a.subject_kinds, ', ')
                             || ' subjects only']
+      WHEN a.fast THEN NULL
       WHEN a.attributes IS NULL THEN ['attributes', 'missing']
-      WHEN a.attr_type IS NULL THEN ['attributes', 'not valid JSON']
-      WHEN a.attr_type <> 'OBJECT' THEN ['attributes', 'must be an object']
+      WHEN a.j IS NULL OR a.keys IS NULL THEN ['attributes', 'not valid JSON']
+      WHEN NOT {is_object.replace("attributes", "a.attributes")}
+        THEN ['attributes', 'must be an object']
       WHEN NOT list_has_all(a.allowed, a.keys)
         THEN ['attributes.' || list_filter(a.keys, k -> NOT list_contains(a.allowed, k))[1],
               'unknown attribute for ' || a.type]
       WHEN NOT list_has_all(a.keys, a.required)
         THEN ['attributes.' || list_filter(a.required, k -> NOT list_contains(a.keys, k))[1],
               'missing required attribute']
-      WHEN {attr_reason} IS NOT NULL THEN [{attr_field}, {attr_reason}]
-      {" ".join(
-          f"WHEN a.{col} IS NOT NULL AND p_{n}.kind IS DISTINCT FROM 1 THEN "
-          f"['attributes.{n}', 'must be a valid resident identity number: ' || "
-          f"coalesce(p_{n}.reason, 'a unified social credit code')]"
-          for n, col in person_checks)}
+    END AS err1,
+    {attr_err} AS aerr
+  FROM checked a
+), final AS (
+  SELECT a.*,
+    CASE
+      WHEN a.err1 IS NOT NULL THEN a.err1
+      WHEN a.aerr IS NOT NULL THEN a.aerr
+      {person_checks}
       {cross}
       WHEN a.occurred_at > $recorded_at
         THEN ['occurred_at', 'date in the future (after recorded_at '
               || strftime($recorded_at, '%Y-%m-%dT%H:%M:%SZ') || ')']
     END AS err
-  FROM typed a {person_joins}
+  FROM judged a {person_joins}
+), typed AS (
+  SELECT _row, record_id, sid AS subject_id,
+         CASE sid_kind WHEN 1 THEN 'person' WHEN 2 THEN 'organization' END AS subject_kind,
+         birth_date, type, occurred_at, source, source_kind,
+         CASE WHEN sid_flag THEN '{ADDRESS_CODE_UNKNOWN}' END AS subject_flags,
+         {", ".join(out_cols)}, err
+  FROM final
+), canonical AS (
+  SELECT *, CASE WHEN err IS NULL THEN {canon} END AS attributes FROM typed
 )
-SELECT _row, record_id, sid AS subject_id,
-       CASE sid_kind WHEN 1 THEN 'person' WHEN 2 THEN 'organization' END AS subject_kind,
-       birth_date, type, occurred_at, source, source_kind,
-       CASE WHEN err IS NULL THEN {canon} END AS attributes,
-       CASE WHEN sid_flag THEN '{ADDRESS_CODE_UNKNOWN}' END AS subject_flags,
-       {typed_cols}err[1] AS err_field, err[2] AS err_reason
-FROM checked a
-"""
-
-
-_HASH_SQL = """
-CREATE TEMP TABLE _xin_v AS
-SELECT *, CASE WHEN err_field IS NULL THEN sha256(
-  '{"attributes":' || attributes
-  || ',"occurred_at":' || to_json(strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f'))
-  || ',"record_id":' || to_json(record_id)
-  || ',"source":' || to_json(source)
-  || ',"subject_id":' || to_json(subject_id)
-  || ',"type":' || to_json(type) || '}') END AS content_hash
-FROM (
+SELECT * EXCLUDE (err), err[1] AS err_field, err[2] AS err_reason,
+  CASE WHEN err IS NULL THEN sha256(
+    '{{"attributes":' || attributes
+    || ',"occurred_at":"' || strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f')
+    || '","record_id":' || to_json(record_id)
+    || ',"source":' || to_json(source)
+    || ',"subject_id":' || to_json(subject_id)
+    || ',"type":' || to_json(type) || '}}') END AS content_hash
+FROM canonical
 """
 
 
@@ -467,21 +553,30 @@ FROM (
 # identifiers and instants (distinct values, Python only for the few the fast path fails)
 
 
-def _ids_table(con: Any) -> pa.Table:
+def _ids_tables(con: Any) -> tuple[pa.Table, pa.Table]:
+    """(_xin_ids: every distinct normalized identifier of the batch, subject ids and
+    person_id attributes, with kind/birth/flag/reason; _xin_sids: the same keyed by the
+    subject_id text as given, so that rows join on it without normalizing each row)."""
     specs = _attr_specs()
     person_attrs = [n for n, per in specs.items()
                     if any(s.type == "person_id" for s in per.values())]
-    parts = ["SELECT upper(trim(subject_id)) AS sid FROM _xin_in WHERE subject_id IS NOT NULL"]
+    raw = con.execute(
+        "SELECT raw, upper(trim(raw)) AS sid FROM "
+        "(SELECT DISTINCT subject_id AS raw FROM _xin_in WHERE subject_id IS NOT NULL)"
+    ).to_arrow_table()
+    parts = []
     for n in person_attrs:
         types = ", ".join(_lit(t) for t in specs[n])
         parts.append(
-            f"SELECT upper(trim(try(json_extract_string(attributes, '$.\"{n}\"')))) FROM _xin_in "
-            f"WHERE type IN ({types}) AND attributes IS NOT NULL "
+            f"SELECT upper(trim(try(json_extract_string(attributes, '$.\"{n}\"')))) AS sid "
+            f"FROM _xin_in WHERE type IN ({types}) AND attributes IS NOT NULL "
             f"AND try(json_type(attributes, '$.\"{n}\"')) = 'VARCHAR'"
         )
-    distinct = con.execute(
-        "SELECT DISTINCT sid FROM (" + " UNION ALL ".join(parts) + ") WHERE sid IS NOT NULL"
-    ).to_arrow_table().column(0).combine_chunks()
+    sids = raw.column("sid")
+    if parts:
+        extra = con.execute(" UNION ".join(parts)).to_arrow_table().column(0)
+        sids = pa.chunked_array([*sids.chunks, *extra.chunks], pa.string())
+    distinct = pc.unique(sids.combine_chunks()).drop_null()
     res = classify_ids(distinct)
     kind = res["kind"]
     birth = res["birth"]
@@ -501,22 +596,21 @@ def _ids_table(con: Any) -> pa.Table:
             birth[i] = (np.datetime64(sid.birth_date, "D") if sid.birth_date
                         else np.datetime64("NaT"))
             flag[i] = ADDRESS_CODE_UNKNOWN in sid.flags
-    return pa.table({
+    ids = pa.table({
         "sid": distinct,
         "kind": pa.array(kind, pa.int8()),
         "birth": pa.array(birth, pa.date32()),
         "flag": pa.array(flag, pa.bool_()),
         "reason": pa.array(reason, pa.string()),
     })
+    return ids, raw.join(ids, "sid", join_type="left outer")
 
 
 def _occ_table(con: Any) -> pa.Table:
     """Instants for occurred_at texts the SQL fast path does not parse (exact Python rules)."""
-    fast = (r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-            r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?")
     texts = con.execute(
         "SELECT DISTINCT occurred_at FROM _xin_in WHERE occurred_at IS NOT NULL "
-        "AND NOT regexp_full_match(occurred_at, ?)", [fast],
+        "AND NOT regexp_full_match(occurred_at, ?)", [_OCC_FAST],
     ).to_arrow_table().column(0).to_pylist()
     instants: list[datetime | None] = []
     reasons: list[str | None] = []
@@ -570,19 +664,16 @@ def _ingest(
 
     with _registered(con, _xin_in=table, _xin_types=_catalog_table()):
         stage("identifiers")
-        ids = _ids_table(con)
+        ids, sids = _ids_tables(con)
         occ = _occ_table(con)
-        with _registered(con, _xin_ids=ids, _xin_occ=occ):
+        with _registered(con, _xin_ids=ids, _xin_sids=sids, _xin_occ=occ):
             stage("validating")
             con.execute("DROP TABLE IF EXISTS _xin_v")
-            present = [r[0] for r in con.execute(
-                "SELECT DISTINCT type FROM _xin_in WHERE type IN (SELECT type FROM _xin_types)"
-            ).fetchall()]
-            query = " UNION ALL BY NAME ".join(
-                f"({_validation_sql(t)})" for t in [*sorted(present), None])
-            con.execute(_HASH_SQL + query + ")", {"recorded_at": stamp})
+            con.execute("CREATE TEMP TABLE _xin_v AS " + _validation_sql(),
+                        {"recorded_at": stamp})
     try:
-        return _finish(store, rejects, file=file, strict=strict, stamp=stamp, stage=stage)
+        return _finish(store, rejects, table.num_rows, file=file, strict=strict, stamp=stamp,
+                       stage=stage)
     finally:
         con.execute("DROP TABLE IF EXISTS _xin_v")
 
@@ -590,6 +681,7 @@ def _ingest(
 def _finish(
     store: Store,
     rejects: list[Reject],
+    rows: int,
     *,
     file: str | None,
     strict: bool,
@@ -597,9 +689,10 @@ def _finish(
     stage: Callable[[str], None],
 ) -> ImportResult:
     con = store.sql
-    for row, rid, fld, reason in con.execute(
+    invalid = con.execute(
         "SELECT _row, record_id, err_field, err_reason FROM _xin_v WHERE err_field IS NOT NULL"
-    ).fetchall():
+    ).fetchall()
+    for row, rid, fld, reason in invalid:
         rejects.append(Reject(rid, int(row), fld, reason))
 
     stage("duplicates")
@@ -607,8 +700,7 @@ def _finish(
     try:
         excluded, duplicates = _duplicates_and_revocations(con, rejects)
         rejects.sort(key=lambda r: r.row)
-        total_rows = con.execute("SELECT count(*) FROM _xin_v WHERE err_field IS NULL").fetchone()
-        accepted = int(total_rows[0] if total_rows else 0) - len(excluded)
+        accepted = rows - len(invalid) - len(excluded)
         result = ImportResult(accepted=accepted, duplicates=duplicates, rejected=len(rejects),
                               rejects=rejects, recorded_at=stamp)
         if strict and rejects:
@@ -622,18 +714,19 @@ def _finish(
         stage("writing")
         row = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
         batch_id = int(row[0]) if row else 1
-        have = {r[0] for r in con.execute("DESCRIBE _xin_v").fetchall()}
-        cols = [c for c in record_columns() if c in have or c in ("recorded_at", "batch_id")]
+        cols = list(record_columns())
         select = ", ".join(
-            "CAST(? AS TIMESTAMP)" if c == "recorded_at" else "CAST(? AS BIGINT)"
+            "CAST($stamp AS TIMESTAMP)" if c == "recorded_at" else "CAST($batch AS BIGINT)"
             if c == "batch_id" else f"v.{c}" for c in cols
         )
+        where = "v.err_field IS NULL"
         ex = pa.table({"_row": pa.array(sorted(excluded), pa.int64())})
+        if excluded:
+            where += " AND v._row NOT IN (SELECT _row FROM _xin_ex)"
         with _registered(con, _xin_ex=ex):
             con.execute(
                 f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM _xin_v v "
-                "WHERE v.err_field IS NULL AND v._row NOT IN (SELECT _row FROM _xin_ex)",
-                [stamp, batch_id],
+                f"WHERE {where}", {"stamp": stamp, "batch": batch_id},
             )
         con.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
                     [batch_id, file, stamp, accepted, duplicates, len(rejects)])

@@ -369,10 +369,11 @@ class _CaseRun:
         from xinyong.checks import check, explain, score_of
 
         at = _expected_instant(exp.at)
-        if sum(1 for c in exp.checks if self._known(exp, c.known_at) is None) > 1:
-            # Several checks at one instant with everything known: materialize the
-            # evaluation once, so that they take the fast path (the consequence
-            # index a service provider reads) instead of one replay each.
+        if any(self._known(exp, c.known_at) is None for c in exp.checks):
+            # Checks at this instant with everything known: materialize the evaluation
+            # as of the instant, so that they take the fast path (the consequence index
+            # a service provider reads) instead of one replay each, and so that no
+            # earlier materialized run (as of another instant) answers them.
             from xinyong.engine import evaluate, materialize
 
             materialize(store, evaluate(store, as_of=at))
