@@ -2,10 +2,15 @@
 
 One code path for all inputs: `submit` (dicts), and `import_file` (JSON Lines,
 CSV, Parquet) normalize into one Arrow table (`readers`), which is validated
-set-wise inside DuckDB (catalog rules as joins and list predicates on a small
-catalog table, identifiers checked once per distinct value with numpy), then the
-accepted rows are appended in ONE transaction together with their `batches` row:
-all or nothing, also when the process is killed.
+set-wise: envelope lookups once per distinct value (identifiers with numpy,
+occurred_at in SQL with a Python fallback, source kinds), taken back to the rows
+in Arrow; then one DuckDB query per record type present, which parses each row's
+attributes once (a struct of the type's attributes as JSON text, plus the key
+list) and yields the typed attr_ columns, canonical attributes, content hash and
+first problem together. The accepted rows are appended in ONE transaction (one
+INSERT) together with their `batches` row: all or nothing, also when the process
+is killed. Per-batch work against the ledger is a semi-join on record_id (and
+on revocation targets) only.
 
 Checks, in the order a reject reports the first failure of a record:
 envelope fields; subject identifier (`catalog.identifiers`); type in the catalog;
@@ -216,62 +221,6 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-#: attribute presence bits per BIGINT mask word (bit 63 stays clear)
-_WORD = 62
-
-
-@cache
-def _attr_names() -> tuple[str, ...]:
-    """Every catalog attribute name, sorted: the order of the typed columns, of the
-    canonical attributes text and of the attribute checks."""
-    names = tuple(load_catalog().attribute_columns)
-    for n in names:
-        _lit(n)
-    return names
-
-
-def _words() -> int:
-    return max(1, -(-len(_attr_names()) // _WORD))
-
-
-def _mask(names: Iterable[str]) -> list[int]:
-    index = {n: i for i, n in enumerate(_attr_names())}
-    words = [0] * _words()
-    for n in names:
-        i = index[n]
-        words[i // _WORD] |= 1 << (i % _WORD)
-    return words
-
-
-@cache
-def _catalog_table() -> pa.Table:
-    """One row per record type: its number (`tid`), allowed source and subject kinds,
-    attribute names (allowed, required) and the same as presence bit masks."""
-    catalog = load_catalog()
-    rows: dict[str, list[Any]] = {"tid": [], "type": [], "source_kinds": [], "subject_kinds": [],
-                                  "allowed": [], "required": []}
-    for w in range(_words()):
-        rows[f"amask{w}"] = []
-        rows[f"rmask{w}"] = []
-    for tid, (name, rtype) in enumerate(catalog.types.items()):
-        required = sorted(a for a, s in rtype.attributes.items() if s.required)
-        rows["tid"].append(tid)
-        rows["type"].append(name)
-        rows["source_kinds"].append(list(rtype.sources))
-        rows["subject_kinds"].append(list(rtype.subject_kinds))
-        rows["allowed"].append(sorted(rtype.attributes))
-        rows["required"].append(required)
-        for w, (am, rm) in enumerate(zip(_mask(rtype.attributes), _mask(required), strict=True)):
-            rows[f"amask{w}"].append(am)
-            rows[f"rmask{w}"].append(rm)
-    types = {"tid": pa.int32(), "amask": pa.int64(), "rmask": pa.int64()}
-    return pa.table({k: pa.array(v, types.get(k.rstrip("0123456789"))) for k, v in rows.items()})
-
-
-def _tids() -> dict[str, int]:
-    return {name: i for i, name in enumerate(load_catalog().types)}
-
-
 def _attr_specs() -> dict[str, dict[str, AttributeSpec]]:
     """attribute name -> {type name -> spec}."""
     out: dict[str, dict[str, AttributeSpec]] = {}
@@ -279,38 +228,6 @@ def _attr_specs() -> dict[str, dict[str, AttributeSpec]]:
         for aname, spec in rtype.attributes.items():
             out.setdefault(aname, {})[tname] = spec
     return dict(sorted(out.items()))
-
-
-def _group_by_spec(per_type: dict[str, AttributeSpec]) -> list[tuple[AttributeSpec, list[str]]]:
-    groups: list[tuple[AttributeSpec, list[str]]] = []
-    for tname, spec in per_type.items():
-        for s, names in groups:
-            if s == spec:
-                names.append(tname)
-                break
-        else:
-            groups.append((spec, [tname]))
-    return groups
-
-
-def _in_types(tnames: Iterable[str]) -> str:
-    """Whether the row's type is one of tnames (a long IN list would become a join)."""
-    tids = sorted(_tids()[t] for t in tnames)
-    if len(tids) == 1:
-        return f"tid = {tids[0]}"
-    return "list_contains([" + ", ".join(map(str, tids)) + "], tid)"
-
-
-def _dispatch(groups: list[tuple[AttributeSpec, list[str]]],
-              sql: Callable[[AttributeSpec], str]) -> str:
-    """sql(spec) for the spec of the row's type; only for rows whose type has the
-    attribute, so the last group needs no test."""
-    if len(groups) == 1:
-        return sql(groups[0][0])
-    return "CASE " + " ".join(f"WHEN {_in_types(t)} THEN {sql(s)}" for s, t in groups[:-1]) \
-        + f" ELSE {sql(groups[-1][0])} END"
-
-
 
 
 def _type_message(spec: AttributeSpec) -> str:
@@ -371,221 +288,195 @@ def _default_sql(spec: AttributeSpec) -> str:
 _OCC_FAST = (r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
              r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?")
 
-#: occurred_at text (`occ`) -> naive UTC instant, for the forms _OCC_FAST matches
-#: (a date or a date-time without offset: Asia/Shanghai; Z; +hh:mm / -hh:mm);
-#: other texts come parsed by Python (_xin_occ, exact rules of timeutil).
+#: occurred_at text (OCC_TEXT) -> naive UTC instant for the forms _OCC_FAST matches
+#: (a date or date-time without offset: Asia/Shanghai; Z; +hh:mm / -hh:mm); other
+#: texts are parsed by Python (exact rules of timeutil). Run once per distinct text.
 _OCC_SQL = f"""CASE
   WHEN regexp_full_match(OCC_TEXT, '{_OCC_FAST}') THEN CASE
     WHEN length(OCC_TEXT) = 10
       THEN CAST(TRY_CAST(OCC_TEXT AS DATE) AS TIMESTAMP) - INTERVAL 8 HOUR
-    WHEN suffix(OCC_TEXT, 'Z') THEN TRY_CAST(substr(OCC_TEXT, 1, length(OCC_TEXT) - 1) AS TIMESTAMP)
+    WHEN suffix(OCC_TEXT, 'Z')
+      THEN TRY_CAST(substr(OCC_TEXT, 1, length(OCC_TEXT) - 1) AS TIMESTAMP)
     WHEN substr(OCC_TEXT, -6, 1) IN ('+', '-')
       THEN TRY_CAST(substr(OCC_TEXT, 1, length(OCC_TEXT) - 6) AS TIMESTAMP)
            - to_minutes(CAST((CASE WHEN substr(OCC_TEXT, -6, 1) = '-' THEN -1 ELSE 1 END)
                              * (CAST(substr(OCC_TEXT, -5, 2) AS INTEGER) * 60
                                 + CAST(substr(OCC_TEXT, -2, 2) AS INTEGER)) AS BIGINT))
     ELSE TRY_CAST(OCC_TEXT AS TIMESTAMP) - INTERVAL 8 HOUR END
-  ELSE o.instant
 END"""
+
+_ENVELOPE_ERRORS = """
+      WHEN record_id IS NULL THEN ['record_id', 'missing']
+      WHEN length(record_id) < 1 OR length(record_id) > 128
+        THEN ['record_id', 'must be 1-128 characters']
+      WHEN sid_raw IS NULL THEN ['subject_id', 'missing']
+      WHEN sid_kind IS DISTINCT FROM 1 AND sid_kind IS DISTINCT FROM 2
+        THEN ['subject_id', coalesce(sid_reason, 'invalid identifier')]
+      WHEN type IS NULL THEN ['type', 'missing']"""
+
+_IS_OBJECT = "starts_with(ltrim(attributes, ' ' || chr(9) || chr(10) || chr(13)), '{')"
+
+
+def _list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_lit(v) for v in values) + "]"
+
+
+def _hash_sql(tname: str) -> str:
+    """content_hash of an accepted row of type tname (its subject_id, a valid
+    identifier, is 18 characters of 0-9 and A-Z: JSON text needs just quotes)."""
+    return (
+        "sha256('{\"attributes\":' || attributes"
+        " || ',\"occurred_at\":\"' || strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f')"
+        " || '\",\"record_id\":' || to_json(record_id)"
+        " || ',\"source\":' || to_json(source)"
+        " || ',\"subject_id\":\"' || subject_id"
+        f" || '\",\"type\":\"{_lit(tname)[1:-1]}\"}}')"
+    )
+
+
+_OUT = ("_row, record_id, sid AS subject_id, "
+        "CASE sid_kind WHEN 1 THEN 'person' WHEN 2 THEN 'organization' END AS subject_kind, "
+        "birth_date, type, occurred_at, source, source_kind, "
+        f"CASE WHEN sid_flag THEN '{ADDRESS_CODE_UNKNOWN}' END AS subject_flags")
 
 
 @cache
-def _validation_sql() -> str:
-    """The one set-wise validation query over _xin_in (see the module docstring).
+def _validation_sql(tname: str | None) -> str:
+    """The set-wise validation of the rows of one record type (table _xin_part; None:
+    rows whose type is missing or unknown), see the module docstring. Envelope
+    lookups (identifier, instant, source kind) come precomputed per distinct value.
 
-    Each row's attributes are parsed once into a struct of every catalog attribute
-    as JSON text (plus the key list, to see unknown and null-valued keys); a row
-    whose present attributes are exactly allowed ones, all non-null, with the
-    required ones among them (bit masks per type) takes the fast path; the others
-    get the exact key checks. Then every present attribute is checked against the
-    spec of the row's type, in attribute-name order."""
-    catalog = load_catalog()
-    names = _attr_names()
-    specs = _attr_specs()
-    struct = "{" + ", ".join(f'"{n}": "JSON"' for n in names) + "}"
-    words = _words()
-    mask_cols = []
-    for w in range(words):
-        bits = [f"CASE WHEN j.{n} IS NOT NULL THEN {1 << (i % _WORD)} ELSE 0 END"
-                for i, n in enumerate(names) if i // _WORD == w]
-        mask_cols.append(f"CAST({' + '.join(bits) or '0'} AS BIGINT) AS m{w}")
-    popcount = " + ".join(f"bit_count(m{w})" for w in range(words))
-    is_object = "starts_with(ltrim(attributes, ' ' || chr(9) || chr(10) || chr(13)), '{')"
-    fast = " AND ".join(
-        [f"len(keys) = {popcount}", f"(len(keys) > 0 OR {is_object})"]
-        + [f"m{w} & ~amask{w} = 0 AND m{w} & rmask{w} = rmask{w}" for w in range(words)])
-
-    value_cols: list[str] = []
-    err_cols: list[str] = []
-    out_cols: list[str] = []
+    The attributes are parsed once into a struct of the type's attributes as JSON
+    text, plus the key list. A row whose keys are exactly non-null allowed ones with
+    all required among them takes the fast path; the others get the exact key checks.
+    Each present attribute is then checked against its spec, in name order."""
+    out_cols = "_row, record_id, subject_id, subject_kind, birth_date, type, occurred_at, " \
+        "source, source_kind, subject_flags"
+    if tname is None:
+        return f"""
+SELECT {_OUT}, err[1] AS err_field, err[2] AS err_reason FROM (
+  SELECT *, CASE {_ENVELOPE_ERRORS}
+      ELSE ['type', 'unknown record type ' || type] END AS err
+  FROM _xin_part)"""
+    rtype = load_catalog().types[tname]
+    specs = dict(sorted(rtype.attributes.items()))
+    names = list(specs)
+    required = [n for n, s in specs.items() if s.required]
     for n in names:
+        _lit(n)
+    struct = "{" + ", ".join(f'"{n}": "JSON"' for n in names) + "}"
+    present = " + ".join(f"CASE WHEN j.{n} IS NOT NULL THEN 1 ELSE 0 END" for n in names) or "0"
+    req = " + ".join(f"CASE WHEN j.{n} IS NOT NULL THEN 1 ELSE 0 END" for n in required) or "0"
+    fast = (f"coalesce(len(keys) = {present} AND {req} = {len(required)} "
+            f"AND (len(keys) > 0 OR {_IS_OBJECT}), false)")
+    values = []
+    errors = []
+    checks = []
+    for n, spec in specs.items():
         raw = f"j.{n}"
-        groups = _group_by_spec(specs[n])
-        present = _dispatch(groups, lambda spec, raw=raw: _value_sql(spec, raw))  # type: ignore[misc]
-        defaults = [(s, t) for s, t in groups if s.default is not None]
-        value = f"CASE WHEN {raw} IS NOT NULL THEN {present} " + "".join(
-            f"WHEN {_in_types(t)} THEN {_default_sql(s)} " for s, t in defaults) + "END"
-        value_cols.append(f"{value} AS v_{n}")
-        checks = _dispatch(groups, lambda spec, raw=raw, n=n: _check_sql(spec, raw, f"v_{n}"))  # type: ignore[misc]
-        nulls = _dispatch(groups, _type_message)
-        err_cols.append(
-            f"CASE WHEN {raw} IS NOT NULL THEN {checks} "
-            f"WHEN NOT fast AND list_contains(keys, {_lit(n)}) THEN {nulls} END AS e_{n}")
-        col = attribute_column(n)
-        kind = catalog.attribute_columns[n]
-        out = f"v_{n}" if kind != "int64" else f"TRY_CAST(v_{n} AS BIGINT)"
-        out_cols.append(f"CASE WHEN err IS NULL THEN {out} END AS {col}")
-    attr_err = "CASE " + " ".join(
-        f"WHEN a.e_{n} IS NOT NULL THEN ['attributes.{n}', a.e_{n}]" for n in names) + " END"
-    person = [n for n in names if any(s.type == "person_id" for s in specs[n].values())]
-    person_joins = " ".join(
-        f"LEFT JOIN _xin_ids p_{n} ON p_{n}.sid = a.v_{n}" for n in person)
+        default = f" ELSE {_default_sql(spec)}" if spec.default is not None else ""
+        values.append(f"CASE WHEN {raw} IS NOT NULL THEN {_value_sql(spec, raw)}{default} END "
+                      f"AS v_{n}")
+        checks.append(f"CASE WHEN {raw} IS NOT NULL THEN {_check_sql(spec, raw, f'v_{n}')} END "
+                      f"AS e_{n}")
+        errors.append(
+            f"WHEN e_{n} IS NOT NULL THEN ['attributes.{n}', e_{n}] "
+            f"WHEN {raw} IS NULL AND NOT fast AND list_contains(keys, {_lit(n)}) "
+            f"THEN ['attributes.{n}', {_type_message(spec)}]")
+    person = [n for n, s in specs.items() if s.type == "person_id"]
+    joins = " ".join(f"LEFT JOIN _xin_ids p_{n} ON p_{n}.sid = a.v_{n}" for n in person)
     person_checks = " ".join(
-        f"WHEN a.v_{n} IS NOT NULL AND p_{n}.kind IS DISTINCT FROM 1 THEN "
+        f"WHEN v_{n} IS NOT NULL AND p_{n}.kind IS DISTINCT FROM 1 THEN "
         f"['attributes.{n}', 'must be a valid resident identity number: ' || "
         f"coalesce(p_{n}.reason, 'a unified social credit code')]" for n in person)
     cross = ""
-    if "court.listing_decision" in catalog.types and {"ground", "extension_years"} <= set(names):
+    if tname == "court.listing_decision" and {"ground", "extension_years"} <= set(names):
         # CATALOG.md: extension only for grounds other than able_but_refuses.
-        cross = (f"WHEN a.tid = {_tids()['court.listing_decision']} "
-                 "AND a.v_ground = 'able_but_refuses' AND a.v_extension_years > 0 "
+        cross = ("WHEN v_ground = 'able_but_refuses' AND v_extension_years > 0 "
                  "THEN ['attributes.extension_years', "
                  "'an extension applies only to grounds other than able_but_refuses']")
-    canon = ("'{' || concat_ws(',', " + ", ".join(
-        f"'\"{n}\":' || to_json({attribute_column(n)})" for n in names) + ") || '}'")
+    typed = ", ".join(
+        f"CASE WHEN err IS NULL THEN "
+        f"{f'CAST(v_{n} AS BIGINT)' if s.column_type == 'int64' else f'v_{n}'} END "
+        f"AS {attribute_column(n)}" for n, s in specs.items())
+    canon = ("'{' || " + " || ',' || ".join(
+        f"'\"{n}\":' || to_json({attribute_column(n)})" for n in names) + " || '}'"
+        if names else "'{}'")
     return f"""
-WITH base AS (
-  SELECT i._row, i.record_id, i.type, i.source, i.occurred_at AS occ_text,
-         i.subject_id AS sid_raw, i.attributes,
-         t.tid, t.source_kinds, t.subject_kinds, t.allowed, t.required,
-         {", ".join(f"t.amask{w}, t.rmask{w}" for w in range(words))},
-         s.kind AS source_kind,
-         d.sid, d.kind AS sid_kind, d.birth AS birth_date, d.flag AS sid_flag,
-         d.reason AS sid_reason,
-         {_OCC_SQL.replace("OCC_TEXT", "i.occurred_at")} AS occurred_at,
-         o.reason AS occ_reason,
-         CASE WHEN t.tid IS NOT NULL THEN try(json_transform(i.attributes, '{struct}')) END AS j,
-         CASE WHEN t.tid IS NOT NULL THEN try(json_keys(i.attributes)) END AS keys
-  FROM _xin_in i
-  LEFT JOIN _xin_types t ON t.type = i.type
-  LEFT JOIN sources s ON s.source_id = i.source
-  LEFT JOIN _xin_sids d ON d.raw = i.subject_id
-  LEFT JOIN _xin_occ o ON o.text = i.occurred_at
-), masked AS (
-  SELECT *, {", ".join(mask_cols)} FROM base
+WITH parsed AS (
+  SELECT *, try(json_transform(attributes, '{struct}')) AS j,
+         try(json_keys(attributes)) AS keys
+  FROM _xin_part
 ), pathed AS (
-  SELECT *, coalesce({fast}, false) AS fast FROM masked
+  SELECT *, {fast} AS fast FROM parsed
 ), valued AS (
-  SELECT *, {", ".join(value_cols)} FROM pathed
-), checked AS (
-  SELECT *, {", ".join(err_cols)} FROM valued
+  SELECT *, {", ".join(values) if values else "NULL AS v__"} FROM pathed
 ), judged AS (
-  SELECT a.*,
-    CASE
-      WHEN a.record_id IS NULL THEN ['record_id', 'missing']
-      WHEN length(a.record_id) < 1 OR length(a.record_id) > 128
-        THEN ['record_id', 'must be 1-128 characters']
-      WHEN a.sid_raw IS NULL THEN ['subject_id', 'missing']
-      WHEN a.sid_kind IS DISTINCT FROM 1 AND a.sid_kind IS DISTINCT FROM 2
-        THEN ['subject_id', coalesce(a.sid_reason, 'invalid identifier')]
-      WHEN a.type IS NULL THEN ['type', 'missing']
-      WHEN a.tid IS NULL THEN ['type', 'unknown record type ' || a.type]
-      WHEN a.occ_text IS NULL THEN ['occurred_at', 'missing']
-      WHEN a.occurred_at IS NULL
-        THEN ['occurred_at', coalesce(a.occ_reason, 'not an ISO 8601 date or date-time')]
-      WHEN a.source IS NULL THEN ['source', 'missing']
-      WHEN a.source_kind IS NULL THEN ['source', 'source ' || a.source || ' is not registered']
-      WHEN NOT list_contains(a.source_kinds, a.source_kind)
-        THEN ['source', 'a ' || a.source_kind || ' source may not report ' || a.type]
-      WHEN NOT list_contains(a.subject_kinds, CASE a.sid_kind WHEN 1 THEN 'person'
-                                                  ELSE 'organization' END)
-        THEN ['subject_id', a.type || ' applies to ' || array_to_string(a.subject_kinds, ', ')
-                            || ' subjects only']
-      WHEN a.fast THEN NULL
-      WHEN a.attributes IS NULL THEN ['attributes', 'missing']
-      WHEN a.j IS NULL OR a.keys IS NULL THEN ['attributes', 'not valid JSON']
-      WHEN NOT {is_object.replace("attributes", "a.attributes")}
-        THEN ['attributes', 'must be an object']
-      WHEN NOT list_has_all(a.allowed, a.keys)
-        THEN ['attributes.' || list_filter(a.keys, k -> NOT list_contains(a.allowed, k))[1],
-              'unknown attribute for ' || a.type]
-      WHEN NOT list_has_all(a.keys, a.required)
-        THEN ['attributes.' || list_filter(a.required, k -> NOT list_contains(a.keys, k))[1],
+  SELECT a.*, CASE {_ENVELOPE_ERRORS}
+      WHEN occ_text IS NULL THEN ['occurred_at', 'missing']
+      WHEN occurred_at IS NULL
+        THEN ['occurred_at', coalesce(occ_reason, 'not an ISO 8601 date or date-time')]
+      WHEN source IS NULL THEN ['source', 'missing']
+      WHEN source_kind IS NULL THEN ['source', 'source ' || source || ' is not registered']
+      WHEN NOT list_contains({_list(rtype.sources)}, source_kind)
+        THEN ['source', 'a ' || source_kind || ' source may not report ' || type]
+      WHEN NOT list_contains({_list(rtype.subject_kinds)},
+                             CASE sid_kind WHEN 1 THEN 'person' ELSE 'organization' END)
+        THEN ['subject_id', type || ' applies to {", ".join(rtype.subject_kinds)} subjects only']
+      WHEN fast THEN NULL
+      WHEN attributes IS NULL THEN ['attributes', 'missing']
+      WHEN j IS NULL OR keys IS NULL THEN ['attributes', 'not valid JSON']
+      WHEN NOT {_IS_OBJECT} THEN ['attributes', 'must be an object']
+      WHEN NOT list_has_all({_list(names)}::VARCHAR[], keys)
+        THEN ['attributes.' || list_filter(keys, k -> NOT list_contains(
+                                {_list(names)}::VARCHAR[], k))[1],
+              'unknown attribute for ' || type]
+      WHEN NOT list_has_all(keys, {_list(required)}::VARCHAR[])
+        THEN ['attributes.' || list_filter({_list(required)}::VARCHAR[],
+                                           k -> NOT list_contains(keys, k))[1],
               'missing required attribute']
-    END AS err1,
-    {attr_err} AS aerr
-  FROM checked a
-), final AS (
-  SELECT a.*,
-    CASE
-      WHEN a.err1 IS NOT NULL THEN a.err1
-      WHEN a.aerr IS NOT NULL THEN a.aerr
-      {person_checks}
-      {cross}
-      WHEN a.occurred_at > $recorded_at
+    END AS err1
+  FROM valued a
+), erred AS (
+  SELECT *, {", ".join(checks) if checks else "NULL AS e__"} FROM judged
+), checked AS (
+  SELECT a.*, CASE WHEN err1 IS NOT NULL THEN err1 {" ".join(errors)} {person_checks} {cross}
+      WHEN occurred_at > $recorded_at
         THEN ['occurred_at', 'date in the future (after recorded_at '
               || strftime($recorded_at, '%Y-%m-%dT%H:%M:%SZ') || ')']
     END AS err
-  FROM judged a {person_joins}
+  FROM erred a {joins}
 ), typed AS (
-  SELECT _row, record_id, sid AS subject_id,
-         CASE sid_kind WHEN 1 THEN 'person' WHEN 2 THEN 'organization' END AS subject_kind,
-         birth_date, type, occurred_at, source, source_kind,
-         CASE WHEN sid_flag THEN '{ADDRESS_CODE_UNKNOWN}' END AS subject_flags,
-         {", ".join(out_cols)}, err
-  FROM final
+  SELECT {_OUT}, {typed + ", " if typed else ""}err FROM checked
 ), canonical AS (
   SELECT *, CASE WHEN err IS NULL THEN {canon} END AS attributes FROM typed
 )
-SELECT * EXCLUDE (err), err[1] AS err_field, err[2] AS err_reason,
-  CASE WHEN err IS NULL THEN sha256(
-    '{{"attributes":' || attributes
-    || ',"occurred_at":"' || strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f')
-    || '","record_id":' || to_json(record_id)
-    || ',"source":' || to_json(source)
-    || ',"subject_id":' || to_json(subject_id)
-    || ',"type":' || to_json(type) || '}}') END AS content_hash
+SELECT {out_cols}, {", ".join(attribute_column(n) for n in names) + ", " if names else ""}
+  attributes, err[1] AS err_field, err[2] AS err_reason,
+  CASE WHEN err IS NULL THEN {_hash_sql(tname)} END AS content_hash
 FROM canonical
 """
 
 
 # --------------------------------------------------------------------------------------
-# identifiers and instants (distinct values, Python only for the few the fast path fails)
+# envelope lookups, once per distinct value (Python only for the few the fast paths fail)
 
 
-def _ids_tables(con: Any) -> tuple[pa.Table, pa.Table]:
-    """(_xin_ids: every distinct normalized identifier of the batch, subject ids and
-    person_id attributes, with kind/birth/flag/reason; _xin_sids: the same keyed by the
-    subject_id text as given, so that rows join on it without normalizing each row)."""
-    specs = _attr_specs()
-    person_attrs = [n for n, per in specs.items()
-                    if any(s.type == "person_id" for s in per.values())]
-    raw = con.execute(
-        "SELECT raw, upper(trim(raw)) AS sid FROM "
-        "(SELECT DISTINCT subject_id AS raw FROM _xin_in WHERE subject_id IS NOT NULL)"
-    ).to_arrow_table()
-    parts = []
-    for n in person_attrs:
-        types = ", ".join(_lit(t) for t in specs[n])
-        parts.append(
-            f"SELECT upper(trim(try(json_extract_string(attributes, '$.\"{n}\"')))) AS sid "
-            f"FROM _xin_in WHERE type IN ({types}) AND attributes IS NOT NULL "
-            f"AND try(json_type(attributes, '$.\"{n}\"')) = 'VARCHAR'"
-        )
-    sids = raw.column("sid")
-    if parts:
-        extra = con.execute(" UNION ".join(parts)).to_arrow_table().column(0)
-        sids = pa.chunked_array([*sids.chunks, *extra.chunks], pa.string())
-    distinct = pc.unique(sids.combine_chunks()).drop_null()
-    res = classify_ids(distinct)
-    kind = res["kind"]
-    birth = res["birth"]
-    flag = res["flag"]
-    reason = np.full(len(distinct), None, dtype=object)
+def _dict(col: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """(per-row indices, distinct values) of a string column."""
+    enc = pc.dictionary_encode(col.combine_chunks())
+    return enc.indices, enc.dictionary
+
+
+def _classify(values: pa.Array) -> pa.Table:
+    """sid, kind (0 invalid, 1 person, 2 organization), birth, flag, reason per distinct
+    normalized identifier."""
+    res = classify_ids(values)
+    kind, birth, flag = res["kind"], res["birth"], res["flag"]
+    reason = np.full(len(values), None, dtype=object)
     bad = np.nonzero(kind == 0)[0]
     if bad.size:
-        values = distinct.take(pa.array(bad)).to_pylist()
-        for i, value in zip(bad, values, strict=True):
+        for i, value in zip(bad, values.take(pa.array(bad)).to_pylist(), strict=True):
             try:
                 sid = parse_subject_id(value)
             except InvalidIdentifier as exc:
@@ -596,53 +487,105 @@ def _ids_tables(con: Any) -> tuple[pa.Table, pa.Table]:
             birth[i] = (np.datetime64(sid.birth_date, "D") if sid.birth_date
                         else np.datetime64("NaT"))
             flag[i] = ADDRESS_CODE_UNKNOWN in sid.flags
-    ids = pa.table({
-        "sid": distinct,
+    return pa.table({
+        "sid": values,
         "kind": pa.array(kind, pa.int8()),
         "birth": pa.array(birth, pa.date32()),
         "flag": pa.array(flag, pa.bool_()),
         "reason": pa.array(reason, pa.string()),
     })
-    return ids, raw.join(ids, "sid", join_type="left outer")
 
 
-def _occ_table(con: Any) -> pa.Table:
-    """Instants for occurred_at texts the SQL fast path does not parse (exact Python rules)."""
-    texts = con.execute(
-        "SELECT DISTINCT occurred_at FROM _xin_in WHERE occurred_at IS NOT NULL "
-        "AND NOT regexp_full_match(occurred_at, ?)", [_OCC_FAST],
-    ).to_arrow_table().column(0).to_pylist()
-    instants: list[datetime | None] = []
-    reasons: list[str | None] = []
-    for text in texts:
-        try:
-            instants.append(parse_instant(text))
-            reasons.append(None)
-        except (ValueError, OverflowError) as exc:
-            instants.append(None)
-            reasons.append(str(exc))
-    return pa.table({"text": pa.array(texts, pa.string()),
-                     "instant": pa.array(instants, pa.timestamp("us")),
-                     "reason": pa.array(reasons, pa.string())})
+def _person_attr_ids(con: Any, table: pa.Table) -> pa.Array:
+    """Distinct normalized values of person_id attributes (text ones) in the batch."""
+    specs = _attr_specs()
+    parts = []
+    for n, per in specs.items():
+        types = [t for t, s in per.items() if s.type == "person_id"]
+        if types:
+            parts.append(
+                f"SELECT upper(trim(try(json_extract_string(attributes, '$.\"{n}\"')))) AS sid "
+                f"FROM _xin_in WHERE list_contains({_list(types)}, type) "
+                f"AND try(json_type(attributes, '$.\"{n}\"')) = 'VARCHAR'")
+    if not parts:
+        return pa.array([], pa.string())
+    with _registered(con, _xin_in=table.select(["type", "attributes"])):
+        return con.execute(" UNION ".join(parts)).to_arrow_table().column(0).combine_chunks()
 
 
-# --------------------------------------------------------------------------------------
-# the pipeline
+def _instants(con: Any, texts: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(instant, reason) per distinct occurred_at text."""
+    with _registered(con, _xin_occ=pa.table({"occ": texts})):
+        got = con.execute(
+            f"SELECT {_OCC_SQL.replace('OCC_TEXT', 'occ')} AS instant, "
+            "regexp_full_match(occ, ?) AS fast FROM _xin_occ", [_OCC_FAST],
+        ).to_arrow_table()
+    instant = got.column("instant").combine_chunks().cast(pa.timestamp("us"))
+    slow = np.nonzero(~got.column("fast").to_numpy())[0]
+    reason: list[str | None] = [None] * len(texts)
+    if slow.size:
+        inst = instant.to_pylist()
+        for i, text in zip(slow, texts.take(pa.array(slow)).to_pylist(), strict=True):
+            try:
+                inst[i] = parse_instant(text)
+            except (ValueError, OverflowError) as exc:
+                inst[i] = None
+                reason[i] = str(exc)
+        instant = pa.array(inst, pa.timestamp("us"))
+    return instant, pa.array(reason, pa.string())
 
 
-@contextmanager
-def _registered(con: Any, **tables: pa.Table) -> Iterator[None]:
-    for name, table in tables.items():
-        con.register(name, table)
-    try:
-        yield
-    finally:
-        for name in tables:
-            con.unregister(name)
+def _prepare(con: Any, table: pa.Table) -> tuple[pa.Table, dict[str | None, pa.Table]]:
+    """(_xin_ids: the batch's distinct normalized identifiers, subject ids and person_id
+    attributes, classified; the input with its envelope lookups added (sid, sid_kind,
+    birth_date, sid_flag, sid_reason, occurred_at, occ_reason, source_kind), split by
+    record type, None: missing or unknown type)."""
+    catalog = load_catalog()
+    cols: dict[str, Any] = {c: table.column(c) for c in table.column_names}
+    cols["sid_raw"] = cols.pop("subject_id")
+    cols["occ_text"] = cols.pop("occurred_at")
+
+    idx, raw = _dict(table.column("subject_id"))
+    norm = pc.utf8_upper(pc.utf8_trim(raw, characters=" "))
+    ids = _classify(pc.unique(pa.concat_arrays([norm, _person_attr_ids(con, table)])))
+    pos = pc.index_in(norm, value_set=ids.column("sid"))
+    per_raw = ids.take(pos)
+    for name, col in (("sid", "sid"), ("sid_kind", "kind"), ("birth_date", "birth"),
+                      ("sid_flag", "flag"), ("sid_reason", "reason")):
+        cols[name] = per_raw.column(col).take(idx)
+
+    idx, texts = _dict(table.column("occurred_at"))
+    instant, reason = _instants(con, texts)
+    cols["occurred_at"] = instant.take(idx)
+    cols["occ_reason"] = reason.take(idx)
+
+    idx, sources = _dict(table.column("source"))
+    with _registered(con, _xin_src=pa.table({"s": sources})):
+        kinds = dict(con.execute(
+            "SELECT source_id, kind FROM sources WHERE source_id IN (SELECT s FROM _xin_src)"
+        ).fetchall())
+    cols["source_kind"] = pa.array([kinds.get(s) for s in sources.to_pylist()],
+                                   pa.string()).take(idx)
+
+    idx, types = _dict(table.column("type"))
+    known = {t: i for i, t in enumerate(catalog.types)}
+    tid = pa.array([known.get(t, -1) for t in types.to_pylist()], pa.int32()) \
+        .take(idx).fill_null(-1)
+    prepared = pa.table(cols).take(pc.sort_indices(tid))
+    counts = np.bincount(tid.to_numpy() + 1, minlength=len(catalog.types) + 1)
+    parts: dict[str | None, pa.Table] = {}
+    offset = 0
+    for tname, n in zip([None, *catalog.types], counts.tolist(), strict=True):
+        if n:
+            # record batches of _CHUNK rows, so that DuckDB scans them in parallel
+            part = prepared.slice(offset, n)
+            parts[tname] = pa.Table.from_batches(part.to_batches(max_chunksize=_CHUNK),
+                                                part.schema)
+        offset += n
+    return ids, parts
 
 
-#: test hook: called inside the write transaction, before COMMIT
-_before_commit: Callable[[], None] | None = None
+_CHUNK = 1 << 16
 
 
 def _ingest(
@@ -662,20 +605,57 @@ def _ingest(
     table = normalized.table
     stage = progress.stage if progress is not None else (lambda _name: None)
 
-    with _registered(con, _xin_in=table, _xin_types=_catalog_table()):
-        stage("identifiers")
-        ids, sids = _ids_tables(con)
-        occ = _occ_table(con)
-        with _registered(con, _xin_ids=ids, _xin_sids=sids, _xin_occ=occ):
-            stage("validating")
-            con.execute("DROP TABLE IF EXISTS _xin_v")
-            con.execute("CREATE TEMP TABLE _xin_v AS " + _validation_sql(),
-                        {"recorded_at": stamp})
-    try:
+    stage("identifiers")
+    ids, parts = _prepare(con, table)
+    stage("validating")
+    schema = _v_schema()
+    results: list[pa.Table] = []
+    with _registered(con, _xin_ids=ids):
+        for tname, part in parts.items():
+            with _registered(con, _xin_part=part):
+                sql = _validation_sql(tname)
+                got = con.execute(sql, {"recorded_at": stamp} if "$recorded_at" in sql else {}
+                                  ).to_arrow_table()
+            results.append(pa.table(
+                [got.column(f.name) if f.name in got.column_names
+                 else pa.nulls(got.num_rows, f.type) for f in schema], schema=schema))
+    validated = pa.concat_tables(results) if results else schema.empty_table()
+    with _registered(con, _xin_v=validated):
         return _finish(store, rejects, table.num_rows, file=file, strict=strict, stamp=stamp,
                        stage=stage)
+
+
+_ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
+                "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
+
+
+@cache
+def _v_schema() -> pa.Schema:
+    """The validated rows: the records columns (less recorded_at and batch_id, set
+    when written), the input row number and the first problem, if any."""
+    cols = {"_row": "BIGINT", **{c: t.replace(" NOT NULL", "") for c, t in
+                                 record_columns().items() if c not in ("recorded_at", "batch_id")},
+            "err_field": "VARCHAR", "err_reason": "VARCHAR"}
+    return pa.schema([(c, _ARROW_TYPES[t]) for c, t in cols.items()])
+
+
+# --------------------------------------------------------------------------------------
+# the pipeline
+
+
+@contextmanager
+def _registered(con: Any, **tables: pa.Table) -> Iterator[None]:
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield
     finally:
-        con.execute("DROP TABLE IF EXISTS _xin_v")
+        for name in tables:
+            con.unregister(name)
+
+
+#: test hook: called inside the write transaction, before COMMIT
+_before_commit: Callable[[], None] | None = None
 
 
 def _finish(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -196,7 +197,7 @@ def read_csv(path: Path) -> Normalized:
             raise FileFormatError(_first_ragged_line(path, len(names)) or bad[0]) from None
         raise FileFormatError(f"{path}: not a readable CSV file: {exc}") from None
     # CSV rows are numbered by line (the header is line 1).
-    rows = pa.array(range(2, table.num_rows + 2), type=pa.int64())
+    rows = pa.array(np.arange(2, table.num_rows + 2, dtype=np.int64))
     return _assemble(path, table, rows)
 
 
@@ -239,7 +240,7 @@ def read_parquet(path: Path, con: Any) -> Normalized:
     except (OSError, pa.ArrowException) as exc:
         raise FileFormatError(f"{path}: not a readable Parquet file: {exc}") from None
     _check_columns(path, table.column_names)
-    rows = pa.array(range(1, table.num_rows + 1), type=pa.int64())
+    rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     attrs = table.column("attributes")
     if pa.types.is_struct(attrs.type):
         table = table.set_column(table.schema.get_field_index("attributes"), "attributes",
