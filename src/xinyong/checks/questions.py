@@ -49,14 +49,23 @@ def _pack_for(store: Store, system: str, at: datetime) -> Pack:
 
 
 def _fast_path(store: Store, at: datetime, known_at: datetime | None) -> bool:
-    """Whether the materialized run answers a question at `at` with knowledge `known_at`."""
+    """Whether the materialized run answers a question at `at` with knowledge `known_at`.
+
+    It does when nothing was imported or installed since, the run was evaluated as
+    of a moment after every record it knew was recorded (so every record had
+    occurred by then), `known_at` asks for no less than the run knew, and `at` is
+    not before the run's as_of (grades are materialized as of the run; list
+    consequences are intervals and hold for any later instant).
+    """
     run = latest_run(store)
     if run is None or not run_is_current(store, run):
         return False
-    # The run saw everything recorded; a later known_at sees nothing more.
     if known_at is not None and known_at < run.evaluated_at:
         return False
-    # Grades are materialized as of the run; an earlier instant is replayed.
+    row = store.sql.execute("SELECT max(recorded_at) FROM batches").fetchone()
+    last_recorded = row[0] if row else None
+    if last_recorded is not None and run.as_of < last_recorded:
+        return False
     return at >= run.as_of
 
 

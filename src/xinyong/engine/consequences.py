@@ -1,7 +1,8 @@
 """Consequences: what a subject (or its legal representative) gets on a service.
 
-From every list entry active at ``as_of`` (start_at <= as_of < end_at, or no
-end): since = start_at, until = end_at. From every grade at ``as_of``: since =
+From every list entry not over at ``as_of`` (no end, or as_of < end_at; also
+entries still in their grace period, whose start lies ahead): since = start_at,
+until = end_at. From every grade at ``as_of``: since =
 as_of, until open. A rule that ``reaches`` a legal-role relation gives the
 consequence to the person the relation names instead of the subject: for a
 list entry, one row per representative whose tenure intersects the entry
@@ -101,9 +102,11 @@ def consequences(
     bases = []
     list_rules = _rule_table(pack, "list")
     if entries is not None and list_rules is not None:
+        # Entries not over at as_of, also those still in their grace period: a
+        # consequence is an interval, so the index can answer any later instant.
         e = entries.filter(
-            entries.start_at <= led.as_of,
-            entries.end_at.isnull() | (entries.end_at > led.as_of),
+            entries.end_at.isnull()
+            | ((entries.end_at > led.as_of) & (entries.start_at < entries.end_at)),
         )
         base = e.select(_sid=e.subject_id, _key=e.list_id, since=e.start_at, until=e.end_at)
         bases.append(("list", base, list_rules))

@@ -338,8 +338,8 @@ class _Pack:
                 for e in entries:
                     if (
                         e["list_id"] == rule.list
-                        and e["start_at"] <= self.as_of
                         and (e["end_at"] is None or e["end_at"] > self.as_of)
+                        and (e["end_at"] is None or e["start_at"] < e["end_at"])
                     ):
                         bases.append((e["subject_id"], e["list_id"], e["start_at"], e["end_at"]))
             else:
