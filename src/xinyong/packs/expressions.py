@@ -61,10 +61,15 @@ class Condition:
     def names(self) -> frozenset[str]:
         """Attribute names and ``subject.<field>`` names the condition reads."""
         found: set[str] = set()
+        functions = {id(n.func) for n in ast.walk(self.tree) if isinstance(n, ast.Call)}
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
                 found.add(f"subject.{node.attr}")
-            elif isinstance(node, ast.Name) and not _is_subject_base(self.tree, node):
+            elif (
+                isinstance(node, ast.Name)
+                and id(node) not in functions
+                and not _is_subject_base(self.tree, node)
+            ):
                 found.add(node.id)
         return frozenset(found)
 
