@@ -321,18 +321,17 @@ def _list(values: Iterable[str]) -> str:
     return "[" + ", ".join(_lit(v) for v in values) + "]"
 
 
-def _hash_sql(tname: str) -> str:
-    """content_hash of an accepted row of type tname (its subject_id, a valid
-    identifier, is 18 characters of 0-9 and A-Z: JSON text needs just quotes)."""
-    return (
-        "sha256('{\"attributes\":' || attributes"
-        " || ',\"occurred_at\":\"' || strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f')"
-        " || '\",\"record_id\":' || to_json(record_id)"
-        " || ',\"source\":' || to_json(source)"
-        " || ',\"subject_id\":\"' || subject_id"
-        f" || '\",\"type\":\"{_lit(tname)[1:-1]}\"}}')"
-    )
-
+#: content_hash of an accepted row: the 16-byte MD5 digest (BLOB) of its canonical
+#: envelope (subject_id, a valid identifier, is 18 characters of 0-9 and A-Z, and type
+#: a catalog name: JSON text needs just quotes).
+_HASH_SQL = (
+    "unhex(md5('{\"attributes\":' || attributes"
+    " || ',\"occurred_at\":\"' || strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f')"
+    " || '\",\"record_id\":' || to_json(record_id)"
+    " || ',\"source\":' || to_json(source)"
+    " || ',\"subject_id\":\"' || subject_id"
+    " || '\",\"type\":\"' || type || '\"}'))"
+)
 
 _OUT = ("_row, record_id, sid AS subject_id, "
         "CASE sid_kind WHEN 1 THEN 'person' WHEN 2 THEN 'organization' END AS subject_kind, "
@@ -341,104 +340,174 @@ _OUT = ("_row, record_id, sid AS subject_id, "
 
 
 @cache
-def _validation_sql(tname: str | None) -> str:
-    """The set-wise validation of the rows of one record type (table _xin_part; None:
-    rows whose type is missing or unknown), see the module docstring. Envelope
-    lookups (identifier, instant, source kind) come precomputed per distinct value.
+def _type_ids() -> dict[str, int]:
+    """record type -> tid (its position in the catalog); -1: missing or unknown."""
+    return {t: i for i, t in enumerate(load_catalog().types)}
 
-    The attributes are parsed once into a struct of the type's attributes as JSON
-    text, plus the key list. A row whose keys are exactly non-null allowed ones with
-    all required among them takes the fast path; the others get the exact key checks.
-    Each present attribute is then checked against its spec, in name order."""
-    out_cols = "_row, record_id, subject_id, subject_kind, birth_date, type, occurred_at, " \
-        "source, source_kind, subject_flags"
-    if tname is None:
-        return f"""
-SELECT {_OUT}, err[1] AS err_field, err[2] AS err_reason FROM (
-  SELECT *, CASE {_ENVELOPE_ERRORS}
-      ELSE ['type', 'unknown record type ' || type] END AS err
-  FROM _xin_part)"""
-    rtype = load_catalog().types[tname]
-    specs = dict(sorted(rtype.attributes.items()))
-    names = list(specs)
-    required = [n for n, s in specs.items() if s.required]
-    for n in names:
+
+@cache
+def _attr_bits() -> dict[str, int]:
+    """attribute name -> its bit in the attribute masks (names in sorted order)."""
+    names = list(_attr_specs())
+    if len(names) > 62:
+        raise ValueError("more than 62 attribute names: widen the attribute masks")
+    return {n: i for i, n in enumerate(names)}
+
+
+@cache
+def _types_table() -> pa.Table:
+    """Per record type (tid): allowed and required attribute masks and names, source
+    kinds and subject kinds allowed (the catalog as a table, joined by tid)."""
+    catalog = load_catalog()
+    bits = _attr_bits()
+    cols: dict[str, list[Any]] = {k: [] for k in (
+        "tid", "allowed", "required", "names", "required_names", "sources", "subject_kinds",
+        "subject_kinds_text")}
+    for tname, tid in _type_ids().items():
+        rtype = catalog.types[tname]
+        names = sorted(rtype.attributes)
+        req = [n for n in names if rtype.attributes[n].required]
+        cols["tid"].append(tid)
+        cols["allowed"].append(sum(1 << bits[n] for n in names))
+        cols["required"].append(sum(1 << bits[n] for n in req))
+        cols["names"].append(names)
+        cols["required_names"].append(req)
+        cols["sources"].append(list(rtype.sources))
+        cols["subject_kinds"].append(list(rtype.subject_kinds))
+        cols["subject_kinds_text"].append(", ".join(rtype.subject_kinds))
+    return pa.table({
+        "tid": pa.array(cols["tid"], pa.int32()),
+        "allowed": pa.array(cols["allowed"], pa.int64()),
+        "required": pa.array(cols["required"], pa.int64()),
+        "names": pa.array(cols["names"], pa.list_(pa.string())),
+        "required_names": pa.array(cols["required_names"], pa.list_(pa.string())),
+        "sources": pa.array(cols["sources"], pa.list_(pa.string())),
+        "subject_kinds": pa.array(cols["subject_kinds"], pa.list_(pa.string())),
+        "subject_kinds_text": pa.array(cols["subject_kinds_text"], pa.string()),
+    })
+
+
+def _by_type(variants: dict[str, list[str]], *, every: bool = False) -> str:
+    """`WHEN tid IN (…) THEN sql` branches, one per distinct sql (the types that share
+    it). every: the caller needs no answer for types without the attribute (their rows
+    never get that far), so a single variant is `WHEN true`, no test."""
+    if every and len(variants) == 1:
+        return f"WHEN true THEN {next(iter(variants))}"
+    ids = _type_ids()
+    return " ".join(
+        f"WHEN tid IN ({', '.join(str(ids[t]) for t in types)}) THEN {sql}"
+        for sql, types in variants.items())
+
+
+def _group(per: dict[str, AttributeSpec], make: Callable[[AttributeSpec], str | None]
+           ) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for tname, spec in per.items():
+        sql = make(spec)
+        if sql is not None:
+            out.setdefault(sql, []).append(tname)
+    return out
+
+
+@cache
+def _validation_sql() -> str:
+    """The set-wise validation of a whole batch in ONE statement (table _xin_part, the
+    input with its envelope lookups; _xin_types, the catalog per record type; _xin_ids,
+    the classified identifiers), see the module docstring. One plan for all record
+    types: per-type rules are CASE branches on the type id (tid), or columns of
+    _xin_types.
+
+    The attributes are parsed once into a struct of ALL catalog attribute names as
+    JSON text, plus the key list. A row whose keys are exactly non-null names allowed
+    for its type, with all required among them (bit masks), takes the fast path; the
+    others get the exact key checks. Each present attribute is then checked against
+    its type's spec, in name order."""
+    specs = _attr_specs()
+    bits = _attr_bits()
+    for n in specs:
         _lit(n)
-    struct = "{" + ", ".join(f'"{n}": "JSON"' for n in names) + "}"
-    present = " + ".join(f"CASE WHEN j.{n} IS NOT NULL THEN 1 ELSE 0 END" for n in names) or "0"
-    req = " + ".join(f"CASE WHEN j.{n} IS NOT NULL THEN 1 ELSE 0 END" for n in required) or "0"
-    fast = (f"coalesce(len(keys) = {present} AND {req} = {len(required)} "
-            f"AND (len(keys) > 0 OR {_IS_OBJECT}), false)")
-    values = []
-    errors = []
-    checks = []
-    for n, spec in specs.items():
-        raw = f"j.{n}"
-        default = f" ELSE {_default_sql(spec)}" if spec.default is not None else ""
-        values.append(f"CASE WHEN {raw} IS NOT NULL THEN {_value_sql(spec, raw)}{default} END "
-                      f"AS v_{n}")
-        checks.append(f"CASE WHEN {raw} IS NOT NULL THEN {_check_sql(spec, raw, f'v_{n}')} END "
-                      f"AS e_{n}")
+    struct = "{" + ", ".join(f'"{n}": "JSON"' for n in specs) + "}"
+    mask = " + ".join(f"CASE WHEN j.{n} IS NOT NULL THEN {1 << bits[n]} ELSE 0 END"
+                      for n in specs) or "0"
+    fast = ("coalesce(len(keys) = bit_count(mask) AND (mask & allowed) = mask "
+            f"AND (mask & required) = required AND (len(keys) > 0 OR {_IS_OBJECT}), false)")
+    values, checks, errors, typed, canon = [], [], [], [], []
+    for n, per in specs.items():
+        raw, v, col = f"j.{n}", f"v_{n}", attribute_column(n)
+        value = _by_type(_group(per, lambda s, raw=raw: _value_sql(s, raw)), every=True)
+        default = _by_type(_group(per, lambda s: None if s.default is None
+                                  else _default_sql(s)))
+        values.append(f"CASE WHEN {raw} IS NOT NULL THEN CASE {value} END "
+                      f"{default} END AS {v}")
+        check = _by_type(_group(per, lambda s, raw=raw, v=v: _check_sql(s, raw, v)),
+                         every=True)
+        checks.append(f"CASE WHEN {raw} IS NOT NULL THEN CASE {check} END END AS e_{n}")
+        message = _by_type(_group(per, _type_message), every=True)
         errors.append(
             f"WHEN e_{n} IS NOT NULL THEN ['attributes.{n}', e_{n}] "
             f"WHEN {raw} IS NULL AND NOT fast AND list_contains(keys, {_lit(n)}) "
-            f"THEN ['attributes.{n}', {_type_message(spec)}]")
-    person = [n for n, s in specs.items() if s.type == "person_id"]
+            f"THEN ['attributes.{n}', CASE {message} END]")
+        int64 = {s.column_type for s in per.values()} == {"int64"}
+        typed.append(f"CASE WHEN err IS NULL THEN {f'CAST({v} AS BIGINT)' if int64 else v} "
+                     f"END AS {col}")
+        canon.append(f"CASE WHEN allowed & {1 << bits[n]} <> 0 "
+                     f"THEN '\"{n}\":' || to_json({col}) END")
+    ids = _type_ids()
+    person = {n: [ids[t] for t, s in per.items() if s.type == "person_id"]
+              for n, per in specs.items()}
+    person = {n: tids for n, tids in person.items() if tids}
     joins = " ".join(f"LEFT JOIN _xin_ids p_{n} ON p_{n}.sid = a.v_{n}" for n in person)
     person_checks = " ".join(
-        f"WHEN v_{n} IS NOT NULL AND p_{n}.kind IS DISTINCT FROM 1 THEN "
+        f"WHEN v_{n} IS NOT NULL AND tid IN ({', '.join(map(str, tids))}) "
+        f"AND p_{n}.kind IS DISTINCT FROM 1 THEN "
         f"['attributes.{n}', 'must be a valid resident identity number: ' || "
-        f"coalesce(p_{n}.reason, 'a unified social credit code')]" for n in person)
+        f"coalesce(p_{n}.reason, 'a unified social credit code')]" for n, tids in person.items())
     cross = ""
-    if tname == "court.listing_decision" and {"ground", "extension_years"} <= set(names):
+    listing = load_catalog().types.get("court.listing_decision")
+    if listing is not None and {"ground", "extension_years"} <= set(listing.attributes):
         # CATALOG.md: extension only for grounds other than able_but_refuses.
-        cross = ("WHEN v_ground = 'able_but_refuses' AND v_extension_years > 0 "
+        cross = (f"WHEN tid = {ids['court.listing_decision']} "
+                 "AND v_ground = 'able_but_refuses' AND v_extension_years > 0 "
                  "THEN ['attributes.extension_years', "
                  "'an extension applies only to grounds other than able_but_refuses']")
-    typed = ", ".join(
-        f"CASE WHEN err IS NULL THEN "
-        f"{f'CAST(v_{n} AS BIGINT)' if s.column_type == 'int64' else f'v_{n}'} END "
-        f"AS {attribute_column(n)}" for n, s in specs.items())
-    canon = ("'{' || " + " || ',' || ".join(
-        f"'\"{n}\":' || to_json({attribute_column(n)})" for n in names) + " || '}'"
-        if names else "'{}'")
+    out_cols = "_row, record_id, subject_id, subject_kind, birth_date, type, occurred_at, " \
+        "source, source_kind, subject_flags"
     return f"""
 WITH parsed AS (
-  SELECT *, try(json_transform(attributes, '{struct}')) AS j,
+  SELECT p.*, t.* EXCLUDE (tid), try(json_transform(attributes, '{struct}')) AS j,
          try(json_keys(attributes)) AS keys
-  FROM _xin_part
+  FROM _xin_part p LEFT JOIN _xin_types t USING (tid)
 ), pathed AS (
-  SELECT *, {fast} AS fast FROM parsed
+  SELECT *, {fast} AS fast FROM (SELECT *, {mask} AS mask FROM parsed)
 ), valued AS (
-  SELECT *, {", ".join(values) if values else "NULL AS v__"} FROM pathed
+  SELECT *, {", ".join(values)} FROM pathed
 ), judged AS (
   SELECT a.*, CASE {_ENVELOPE_ERRORS}
+      WHEN tid < 0 THEN ['type', 'unknown record type ' || type]
       WHEN occ_text IS NULL THEN ['occurred_at', 'missing']
       WHEN occurred_at IS NULL
         THEN ['occurred_at', coalesce(occ_reason, 'not an ISO 8601 date or date-time')]
       WHEN source IS NULL THEN ['source', 'missing']
       WHEN source_kind IS NULL THEN ['source', 'source ' || source || ' is not registered']
-      WHEN NOT list_contains({_list(rtype.sources)}, source_kind)
+      WHEN NOT list_contains(sources, source_kind)
         THEN ['source', 'a ' || source_kind || ' source may not report ' || type]
-      WHEN NOT list_contains({_list(rtype.subject_kinds)},
+      WHEN NOT list_contains(subject_kinds,
                              CASE sid_kind WHEN 1 THEN 'person' ELSE 'organization' END)
-        THEN ['subject_id', type || ' applies to {", ".join(rtype.subject_kinds)} subjects only']
+        THEN ['subject_id', type || ' applies to ' || subject_kinds_text || ' subjects only']
       WHEN fast THEN NULL
       WHEN attributes IS NULL THEN ['attributes', 'missing']
       WHEN j IS NULL OR keys IS NULL THEN ['attributes', 'not valid JSON']
       WHEN NOT {_IS_OBJECT} THEN ['attributes', 'must be an object']
-      WHEN NOT list_has_all({_list(names)}::VARCHAR[], keys)
-        THEN ['attributes.' || list_filter(keys, k -> NOT list_contains(
-                                {_list(names)}::VARCHAR[], k))[1],
+      WHEN NOT list_has_all(names, keys)
+        THEN ['attributes.' || list_filter(keys, k -> NOT list_contains(names, k))[1],
               'unknown attribute for ' || type]
-      WHEN NOT list_has_all(keys, {_list(required)}::VARCHAR[])
-        THEN ['attributes.' || list_filter({_list(required)}::VARCHAR[],
-                                           k -> NOT list_contains(keys, k))[1],
+      WHEN NOT list_has_all(keys, required_names)
+        THEN ['attributes.' || list_filter(required_names, k -> NOT list_contains(keys, k))[1],
               'missing required attribute']
     END AS err1
   FROM valued a
 ), erred AS (
-  SELECT *, {", ".join(checks) if checks else "NULL AS e__"} FROM judged
+  SELECT *, {", ".join(checks)} FROM judged
 ), checked AS (
   SELECT a.*, CASE WHEN err1 IS NOT NULL THEN err1 {" ".join(errors)} {person_checks} {cross}
       WHEN occurred_at > $recorded_at
@@ -447,13 +516,14 @@ WITH parsed AS (
     END AS err
   FROM erred a {joins}
 ), typed AS (
-  SELECT {_OUT}, {typed + ", " if typed else ""}err FROM checked
+  SELECT {_OUT}, allowed, {", ".join(typed)}, err FROM checked
 ), canonical AS (
-  SELECT *, CASE WHEN err IS NULL THEN {canon} END AS attributes FROM typed
+  SELECT *, CASE WHEN err IS NULL THEN '{{' || concat_ws(',', {", ".join(canon)}) || '}}'
+         END AS attributes FROM typed
 )
-SELECT {out_cols}, {", ".join(attribute_column(n) for n in names) + ", " if names else ""}
+SELECT {out_cols}, {", ".join(attribute_column(n) for n in specs)},
   attributes, err[1] AS err_field, err[2] AS err_reason,
-  CASE WHEN err IS NULL THEN {_hash_sql(tname)} END AS content_hash
+  CASE WHEN err IS NULL THEN {_HASH_SQL} END AS content_hash
 FROM canonical
 """
 
@@ -535,12 +605,11 @@ def _instants(con: Any, texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     return instant, pa.array(reason, pa.string())
 
 
-def _prepare(con: Any, table: pa.Table) -> tuple[pa.Table, dict[str | None, pa.Table]]:
+def _prepare(con: Any, table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """(_xin_ids: the batch's distinct normalized identifiers, subject ids and person_id
-    attributes, classified; the input with its envelope lookups added (sid, sid_kind,
-    birth_date, sid_flag, sid_reason, occurred_at, occ_reason, source_kind), split by
-    record type, None: missing or unknown type)."""
-    catalog = load_catalog()
+    attributes, classified; _xin_part: the input with its envelope lookups added (sid,
+    sid_kind, birth_date, sid_flag, sid_reason, occurred_at, occ_reason, source_kind,
+    tid: the record type's id, -1 for a missing or unknown type))."""
     cols: dict[str, Any] = {c: table.column(c) for c in table.column_names}
     cols["sid_raw"] = cols.pop("subject_id")
     cols["occ_text"] = cols.pop("occurred_at")
@@ -568,21 +637,13 @@ def _prepare(con: Any, table: pa.Table) -> tuple[pa.Table, dict[str | None, pa.T
                                    pa.string()).take(idx)
 
     idx, types = _dict(table.column("type"))
-    known = {t: i for i, t in enumerate(catalog.types)}
-    tid = pa.array([known.get(t, -1) for t in types.to_pylist()], pa.int32()) \
+    known = _type_ids()
+    cols["tid"] = pa.array([known.get(t, -1) for t in types.to_pylist()], pa.int32()) \
         .take(idx).fill_null(-1)
-    prepared = pa.table(cols).take(pc.sort_indices(tid))
-    counts = np.bincount(tid.to_numpy() + 1, minlength=len(catalog.types) + 1)
-    parts: dict[str | None, pa.Table] = {}
-    offset = 0
-    for tname, n in zip([None, *catalog.types], counts.tolist(), strict=True):
-        if n:
-            # record batches of _CHUNK rows, so that DuckDB scans them in parallel
-            part = prepared.slice(offset, n)
-            parts[tname] = pa.Table.from_batches(part.to_batches(max_chunksize=_CHUNK),
-                                                part.schema)
-        offset += n
-    return ids, parts
+    prepared = pa.table(cols)
+    # record batches of _CHUNK rows, so that DuckDB scans them in parallel
+    return ids, pa.Table.from_batches(prepared.to_batches(max_chunksize=_CHUNK),
+                                      prepared.schema)
 
 
 _CHUNK = 1 << 16
@@ -606,37 +667,13 @@ def _ingest(
     stage = progress.stage if progress is not None else (lambda _name: None)
 
     stage("identifiers")
-    ids, parts = _prepare(con, table)
+    ids, part = _prepare(con, table)
     stage("validating")
-    schema = _v_schema()
-    results: list[pa.Table] = []
-    with _registered(con, _xin_ids=ids):
-        for tname, part in parts.items():
-            with _registered(con, _xin_part=part):
-                sql = _validation_sql(tname)
-                got = con.execute(sql, {"recorded_at": stamp} if "$recorded_at" in sql else {}
-                                  ).to_arrow_table()
-            results.append(pa.table(
-                [got.column(f.name) if f.name in got.column_names
-                 else pa.nulls(got.num_rows, f.type) for f in schema], schema=schema))
-    validated = pa.concat_tables(results) if results else schema.empty_table()
+    with _registered(con, _xin_ids=ids, _xin_part=part, _xin_types=_types_table()):
+        validated = con.execute(_validation_sql(), {"recorded_at": stamp}).to_arrow_table()
     with _registered(con, _xin_v=validated):
         return _finish(store, rejects, table.num_rows, file=file, strict=strict, stamp=stamp,
                        stage=stage)
-
-
-_ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
-                "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
-
-
-@cache
-def _v_schema() -> pa.Schema:
-    """The validated rows: the records columns (less recorded_at and batch_id, set
-    when written), the input row number and the first problem, if any."""
-    cols = {"_row": "BIGINT", **{c: t.replace(" NOT NULL", "") for c, t in
-                                 record_columns().items() if c not in ("recorded_at", "batch_id")},
-            "err_field": "VARCHAR", "err_reason": "VARCHAR"}
-    return pa.schema([(c, _ARROW_TYPES[t]) for c, t in cols.items()])
 
 
 # --------------------------------------------------------------------------------------
