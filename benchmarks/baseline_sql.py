@@ -80,14 +80,16 @@ def rongcheng_scores_sql(pack: Pack, as_of: datetime, store: Any) -> tuple[str, 
         assert rule.when in (None, "subject.age >= 18"), rule.when
         assert rule.multiplier in (None, "ceil(days_past_due / 30)"), rule.multiplier
         assert rule.cap_points is None and rule.applies_from is None
-    rules = pa.table({
-        "rule": [r.id for r in score.rules],
-        "type": [r.type for r in score.rules],
-        "points": [float(r.points) for r in score.rules],
-        "multiplied": [r.multiplier is not None for r in score.rules],
-        "window_days": pa.array([r.window_days for r in score.rules], pa.int64()),
-        "max_count": pa.array([r.max_count for r in score.rules], pa.int64()),
-    })
+    rules = pa.table(
+        {
+            "rule": [r.id for r in score.rules],
+            "type": [r.type for r in score.rules],
+            "points": [float(r.points) for r in score.rules],
+            "multiplied": [r.multiplier is not None for r in score.rules],
+            "window_days": pa.array([r.window_days for r in score.rules], pa.int64()),
+            "max_count": pa.array([r.max_count for r in score.rules], pa.int64()),
+        }
+    )
     (retention,) = pack.retention
     store.sql.register("bench_rules", rules)
     store.sql.register("bench_scope_types", pa.table({"type": pack.scope.record_types}))

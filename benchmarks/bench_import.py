@@ -36,8 +36,10 @@ from xinyong.sim.generate import CityFiles
 def _city(data: Path, persons: int, organizations: int) -> CityFiles:
     t0 = time.perf_counter()
     city = generate_city(data, persons=persons, organizations=organizations)
-    print(f"city: {persons} persons, {organizations} organizations, {city.records} records "
-          f"in {len(city.years)} yearly files ({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"city: {persons} persons, {organizations} organizations, {city.records} records "
+        f"in {len(city.years)} yearly files ({time.perf_counter() - t0:.1f} s)"
+    )
     return city
 
 
@@ -53,8 +55,9 @@ def _single(city: CityFiles, n: int, path: Path, struct: bool) -> int:
     table = pa.concat_tables(parts)
     if struct:
         attrs = [json.loads(a) for a in table.column("attributes").to_pylist()]
-        table = table.set_column(table.schema.get_field_index("attributes"), "attributes",
-                                 pa.array(attrs))
+        table = table.set_column(
+            table.schema.get_field_index("attributes"), "attributes", pa.array(attrs)
+        )
     pq.write_table(table, path)
     return table.num_rows
 
@@ -63,8 +66,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--persons", type=int, default=100_000)
     ap.add_argument("--organizations", type=int, default=5_000)
-    ap.add_argument("--single", type=int, default=0, metavar="N",
-                    help="import the first N records as one file")
+    ap.add_argument(
+        "--single", type=int, default=0, metavar="N", help="import the first N records as one file"
+    )
     ap.add_argument("--struct", action="store_true", help="with --single: attributes as struct")
     ap.add_argument("--data", type=Path, default=None, help="keep/reuse the city here")
     args = ap.parse_args()
@@ -88,10 +92,14 @@ def main() -> None:
                 accepted += res.accepted
                 rejected += res.rejected
             wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    print(f"imported {total} records in {len(batches)} batch(es): accepted {accepted}, "
-          f"rejected {rejected}")
-    print(f"wall {wall:.2f} s, CPU {cpu:.2f} s: {total / wall:,.0f} records/s "
-          f"({total / cpu:,.0f} per CPU second) on {os.cpu_count()} CPUs")
+    print(
+        f"imported {total} records in {len(batches)} batch(es): accepted {accepted}, "
+        f"rejected {rejected}"
+    )
+    print(
+        f"wall {wall:.2f} s, CPU {cpu:.2f} s: {total / wall:,.0f} records/s "
+        f"({total / cpu:,.0f} per CPU second) on {os.cpu_count()} CPUs"
+    )
 
 
 if __name__ == "__main__":

@@ -129,7 +129,6 @@ def phase_baseline(db: Path) -> dict[str, Any]:
     """Hand-written DuckDB SQL for the same Rongcheng scores."""
     sys.path.insert(0, str(ROOT))
     from baseline_sql import rongcheng_scores_sql
-
     from xinyong.ledger.store import Store
     from xinyong.timeutil import parse_instant
 
@@ -159,12 +158,18 @@ def phase_checks(db: Path, n: int = 200_000) -> dict[str, Any]:
         t0 = time.perf_counter()
         index = ConsequenceIndex.load(store)
         load_seconds = time.perf_counter() - t0
-        subjects = [r[0] for r in store.sql.execute(
-            "SELECT DISTINCT subject_id FROM records USING SAMPLE 20000 ROWS"
-        ).fetchall()]
-        listed = [r[0] for r in store.sql.execute(
-            "SELECT DISTINCT subject_id FROM consequences LIMIT 20000"
-        ).fetchall()]
+        subjects = [
+            r[0]
+            for r in store.sql.execute(
+                "SELECT DISTINCT subject_id FROM records USING SAMPLE 20000 ROWS"
+            ).fetchall()
+        ]
+        listed = [
+            r[0]
+            for r in store.sql.execute(
+                "SELECT DISTINCT subject_id FROM consequences LIMIT 20000"
+            ).fetchall()
+        ]
     services = list(load_catalog().services)
     rng = random.Random(7)
     pool = subjects + listed  # about half with consequences, the realistic worst case

@@ -22,7 +22,7 @@ import zen
 
 from xinyong.engine import evaluate
 from xinyong.engine.retention import visible
-from xinyong.engine.scope import in_scope, not_revoked, open_ledger
+from xinyong.engine.scope import open_ledger
 from xinyong.ledger.store import Store
 from xinyong.packs import installed_packs
 from xinyong.packs.schema import Pack
@@ -56,8 +56,15 @@ def _contexts(store: Store, pack: Pack, as_of: datetime, sample: int) -> dict[st
     led = open_ledger(store, as_of, now_utc())
     vis = visible(pack, led)
     rows = (
-        vis.select("subject_id", "subject_kind", "birth_date", "type", "occurred_at",
-                   "attr_days_past_due", "attr_system")
+        vis.select(
+            "subject_id",
+            "subject_kind",
+            "birth_date",
+            "type",
+            "occurred_at",
+            "attr_days_past_due",
+            "attr_system",
+        )
         .to_pyarrow()
         .to_pylist()
     )
@@ -68,15 +75,30 @@ def _contexts(store: Store, pack: Pack, as_of: datetime, sample: int) -> dict[st
     contexts = {}
     for s in subjects:
         recs = by_subject[s]
-        granted = max((r["occurred_at"] for r in recs if r["type"] == "subject.consent_granted"
-                       and r["attr_system"] == pack.system), default=None)
-        withdrawn = max((r["occurred_at"] for r in recs if r["type"] == "subject.consent_withdrawn"
-                         and r["attr_system"] == pack.system), default=None)
+        granted = max(
+            (
+                r["occurred_at"]
+                for r in recs
+                if r["type"] == "subject.consent_granted" and r["attr_system"] == pack.system
+            ),
+            default=None,
+        )
+        withdrawn = max(
+            (
+                r["occurred_at"]
+                for r in recs
+                if r["type"] == "subject.consent_withdrawn" and r["attr_system"] == pack.system
+            ),
+            default=None,
+        )
         first = recs[0]
         age = age_on(first["birth_date"], as_of)
         eligible = (
-            first["subject_kind"] == "person" and age is not None and age >= 18
-            and granted is not None and (withdrawn is None or granted > withdrawn)
+            first["subject_kind"] == "person"
+            and age is not None
+            and age >= 18
+            and granted is not None
+            and (withdrawn is None or granted > withdrawn)
         )
         contexts[s] = {
             "eligible": eligible,
@@ -102,8 +124,8 @@ def run_zen(db: Path, sample: int, as_of_text: str) -> dict[str, Any]:
         engine_seconds = time.perf_counter() - started
         engine = dict(zip(table["subject_id"].to_pylist(), table["score"].to_pylist(), strict=True))
         population = store.sql.execute(
-            "SELECT count(DISTINCT subject_id) FROM records WHERE type IN "
-            "(SELECT unnest(?))", [pack.scope.record_types]
+            "SELECT count(DISTINCT subject_id) FROM records WHERE type IN (SELECT unnest(?))",
+            [pack.scope.record_types],
         ).fetchone()[0]
         contexts = _contexts(store, pack, as_of, sample)
     # Window boundaries: the engine counts occurred_at >= as_of - N days.
@@ -112,7 +134,8 @@ def run_zen(db: Path, sample: int, as_of_text: str) -> dict[str, Any]:
     results = {s: expression.evaluate(ctx) for s, ctx in contexts.items()}
     zen_seconds = time.perf_counter() - started
     mismatches = sum(
-        1 for s, v in results.items()
+        1
+        for s, v in results.items()
         if (v is None) != (s not in engine) or (v is not None and abs(engine[s] - v) > 1e-6)
     )
     per_subject_engine = engine_seconds / max(population, 1)

@@ -39,8 +39,10 @@ def make_person_id(born: date = date(1990, 5, 17), seq: int = 123, address: str 
 
 def org_check(body8: str) -> str:
     """GB 11714 check character: 11 - sum(v_i * w_i) mod 11; 10 -> X, 11 -> 0; A=10..Z=35."""
-    s = sum((int(c) if c.isdigit() else ord(c) - 55) * w
-            for c, w in zip(body8, _ORG_WEIGHTS, strict=True))
+    s = sum(
+        (int(c) if c.isdigit() else ord(c) - 55) * w
+        for c, w in zip(body8, _ORG_WEIGHTS, strict=True)
+    )
     c = 11 - s % 11
     return {10: "X", 11: "0"}.get(c, str(c))
 

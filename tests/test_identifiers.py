@@ -109,9 +109,11 @@ def test_vectorized_path_agrees_with_reference() -> None:
     rng = random.Random(3)
     values: list[str] = []
     for _ in range(400):
-        pid = make_person_id(date(rng.randint(1930, 2020), rng.randint(1, 12), rng.randint(1, 28)),
-                             rng.randint(0, 999), address=rng.choice(["371082", "110103", "110199",
-                                                                     "360426", "999999"]))
+        pid = make_person_id(
+            date(rng.randint(1930, 2020), rng.randint(1, 12), rng.randint(1, 28)),
+            rng.randint(0, 999),
+            address=rng.choice(["371082", "110103", "110199", "360426", "999999"]),
+        )
         values.append(pid)
         values.append(pid[:17] + rng.choice("0123456789X"))
         values.append(pid[:10] + rng.choice(["02", "13", "00"]) + pid[12:])

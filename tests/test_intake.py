@@ -47,8 +47,12 @@ def reg(store: Store) -> Store:
 
 def rec(rid: str = "r1", **kw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "record_id": rid, "subject_id": PID, "type": "traffic.red_light",
-        "occurred_at": "2024-03-05", "source": CITY, "attributes": {"ticket_no": "T1"},
+        "record_id": rid,
+        "subject_id": PID,
+        "type": "traffic.red_light",
+        "occurred_at": "2024-03-05",
+        "source": CITY,
+        "attributes": {"ticket_no": "T1"},
     }
     base.update(kw)
     return base
@@ -83,17 +87,30 @@ def test_accepted_row_is_canonical(reg: Store) -> None:
     row = reg.sql.execute(
         "SELECT subject_id, subject_kind, birth_date, occurred_at, source_kind, recorded_at, "
         "batch_id, attributes, attr_extension_years, attr_grace_days, attr_ground, content_hash, "
-        "subject_flags FROM records").fetchone()
+        "subject_flags FROM records"
+    ).fetchone()
     assert row is not None
-    assert row[:7] == (PID, "person", date(1990, 5, 17), datetime(2024, 3, 4, 16), "court",
-                       RECORDED, 1)
-    assert json.loads(row[7]) == {"case_no": "(2024)鲁1082执1号", "extension_years": 0,
-                                  "grace_days": 0, "ground": "obstructs_enforcement"}
+    assert row[:7] == (
+        PID,
+        "person",
+        date(1990, 5, 17),
+        datetime(2024, 3, 4, 16),
+        "court",
+        RECORDED,
+        1,
+    )
+    assert json.loads(row[7]) == {
+        "case_no": "(2024)鲁1082执1号",
+        "extension_years": 0,
+        "grace_days": 0,
+        "ground": "obstructs_enforcement",
+    }
     assert list(json.loads(row[7])) == sorted(json.loads(row[7]))
     assert row[8:11] == (0, 0, "obstructs_enforcement")
-    assert len(row[11]) == 64 and row[12] is None
-    b = reg.sql.execute("SELECT accepted, duplicates, rejected, recorded_at FROM batches"
-                        ).fetchall()
+    assert isinstance(row[11], bytes) and len(row[11]) == 16 and row[12] is None
+    b = reg.sql.execute(
+        "SELECT accepted, duplicates, rejected, recorded_at FROM batches"
+    ).fetchall()
     assert b == [(1, 0, 0, RECORDED)]
 
 
@@ -102,16 +119,25 @@ def test_organization_and_flags(reg: Store) -> None:
     res = submit(reg, [rec("a", subject_id=ORG), rec("b", subject_id=odd)], recorded_at=RECORDED)
     assert res.accepted == 2
     rows = reg.sql.execute(
-        "SELECT subject_kind, birth_date, subject_flags FROM records ORDER BY record_id").fetchall()
-    assert rows == [("organization", None, None),
-                    ("person", date(1990, 1, 1), "address_code_unknown")]
+        "SELECT subject_kind, birth_date, subject_flags FROM records ORDER BY record_id"
+    ).fetchall()
+    assert rows == [
+        ("organization", None, None),
+        ("person", date(1990, 1, 1), "address_code_unknown"),
+    ]
 
 
 def test_date_time_forms(reg: Store) -> None:
-    res = submit(reg, [rec("a", occurred_at="2024-03-05T10:00:00+08:00"),
-                       rec("b", occurred_at="2024-03-05T02:00:00Z"),
-                       rec("c", occurred_at="2024-03-05 10:00"),
-                       rec("d", occurred_at=datetime(2024, 3, 5, 10))], recorded_at=RECORDED)
+    res = submit(
+        reg,
+        [
+            rec("a", occurred_at="2024-03-05T10:00:00+08:00"),
+            rec("b", occurred_at="2024-03-05T02:00:00Z"),
+            rec("c", occurred_at="2024-03-05 10:00"),
+            rec("d", occurred_at=datetime(2024, 3, 5, 10)),
+        ],
+        recorded_at=RECORDED,
+    )
     assert res.accepted == 4, res.rejects
     got = {r[0] for r in reg.sql.execute("SELECT occurred_at FROM records").fetchall()}
     assert got == {datetime(2024, 3, 5, 2)}
@@ -127,8 +153,11 @@ def test_date_time_forms(reg: Store) -> None:
         ({"record_id": "x" * 129}, "record_id", "1-128"),
         ({"record_id": 5}, "record_id", "must be text"),
         ({"subject_id": None}, "subject_id", "missing"),
-        ({"subject_id": PID[:17] + ("1" if PID[17] != "1" else "2")}, "subject_id",
-         "check character"),
+        (
+            {"subject_id": PID[:17] + ("1" if PID[17] != "1" else "2")},
+            "subject_id",
+            "check character",
+        ),
         ({"type": "traffic.speeding"}, "type", "unknown record type"),
         ({"occurred_at": "5 March 2024"}, "occurred_at", "ISO 8601"),
         ({"occurred_at": "2024-02-30"}, "occurred_at", "ISO 8601"),
@@ -157,15 +186,32 @@ def test_envelope_rejects(reg: Store, change: dict[str, Any], field: str, reason
         (listing(extension_years="1"), "attributes.extension_years", "integer"),
         (listing(extension_years=True), "attributes.extension_years", "integer"),
         (listing(grace_days=-1), "attributes.grace_days", "≥ 0"),
-        (listing(ground="able_but_refuses", extension_years=1), "attributes.extension_years",
-         "able_but_refuses"),
+        (
+            listing(ground="able_but_refuses", extension_years=1),
+            "attributes.extension_years",
+            "able_but_refuses",
+        ),
         (rec(type="civic.volunteering", attributes={"hours": 0}), "attributes.hours", "> 0"),
         (rec(type="civic.volunteering", attributes={"hours": "2"}), "attributes.hours", "number"),
-        (rec(type="loan.opened", source=BANK,
-             attributes={"account_id": "a", "kind": "mortgage", "amount": -1}),
-         "attributes.amount", "≥ 0"),
-        (rec(type="registry.legal_representative", source="regulator:samr", subject_id=ORG,
-             attributes={"person_id": PID}), "source", "not registered"),
+        (
+            rec(
+                type="loan.opened",
+                source=BANK,
+                attributes={"account_id": "a", "kind": "mortgage", "amount": -1},
+            ),
+            "attributes.amount",
+            "≥ 0",
+        ),
+        (
+            rec(
+                type="registry.legal_representative",
+                source="regulator:samr",
+                subject_id=ORG,
+                attributes={"person_id": PID},
+            ),
+            "source",
+            "not registered",
+        ),
     ],
 )
 def test_attribute_rejects(reg: Store, record: dict[str, Any], field: str, reason: str) -> None:
@@ -176,20 +222,33 @@ def test_attribute_rejects(reg: Store, record: dict[str, Any], field: str, reaso
 def test_integral_numbers_and_defaults(reg: Store) -> None:
     res = submit(reg, [listing("a", extension_years=2.0, grace_days=30)], recorded_at=RECORDED)
     assert res.accepted == 1, res.rejects
-    assert reg.sql.execute("SELECT attr_extension_years, attr_grace_days FROM records"
-                           ).fetchone() == (2, 30)
+    assert reg.sql.execute(
+        "SELECT attr_extension_years, attr_grace_days FROM records"
+    ).fetchone() == (2, 30)
 
 
 def test_legal_representative(reg: Store) -> None:
     register_source(reg, "regulator:samr", "regulator")
 
     def lr(rid: str, subject: str, person: str) -> dict[str, Any]:
-        return rec(rid, type="registry.legal_representative", source="regulator:samr",
-                   subject_id=subject, attributes={"person_id": person})
+        return rec(
+            rid,
+            type="registry.legal_representative",
+            source="regulator:samr",
+            subject_id=subject,
+            attributes={"person_id": person},
+        )
 
-    res = submit(reg, [lr("ok", ORG, PID.lower()), lr("on-person", PID, PID),
-                       lr("bad-person", ORG, PID[:17] + ("1" if PID[17] != "1" else "2")),
-                       lr("org-as-person", ORG, ORG)], recorded_at=RECORDED)
+    res = submit(
+        reg,
+        [
+            lr("ok", ORG, PID.lower()),
+            lr("on-person", PID, PID),
+            lr("bad-person", ORG, PID[:17] + ("1" if PID[17] != "1" else "2")),
+            lr("org-as-person", ORG, ORG),
+        ],
+        recorded_at=RECORDED,
+    )
     assert res.accepted == 1
     got = {r.record_id: (r.field, r.reason) for r in res.rejects}
     assert got["on-person"][0] == "subject_id" and "organization" in got["on-person"][1]
@@ -202,10 +261,18 @@ def test_legal_representative(reg: Store) -> None:
 def test_duplicates_and_conflicts(reg: Store) -> None:
     first = submit(reg, [rec("a"), rec("b")], recorded_at=RECORDED)
     assert first.accepted == 2
-    again = submit(reg, [rec("a", occurred_at="2024-03-05T00:00:00+08:00"),
-                         rec("b", attributes={"ticket_no": "OTHER"}),
-                         rec("c"), rec("c"), rec("d"), rec("d", attributes={"ticket_no": "X"})],
-                   recorded_at=RECORDED)
+    again = submit(
+        reg,
+        [
+            rec("a", occurred_at="2024-03-05T00:00:00+08:00"),
+            rec("b", attributes={"ticket_no": "OTHER"}),
+            rec("c"),
+            rec("c"),
+            rec("d"),
+            rec("d", attributes={"ticket_no": "X"}),
+        ],
+        recorded_at=RECORDED,
+    )
     assert (again.accepted, again.duplicates, again.rejected) == (2, 2, 2)
     reasons = {(r.record_id, r.row): r.reason for r in again.rejects}
     assert "ledger" in reasons[("b", 2)] and "row 5" in reasons[("d", 6)]
@@ -218,21 +285,29 @@ def test_duplicates_and_conflicts(reg: Store) -> None:
 
 def test_revocations(reg: Store) -> None:
     def revoke(rid: str, target: str, source: str) -> dict[str, Any]:
-        return rec(rid, type="record.revoked", source=source,
-                   attributes={"target_record_id": target, "reason": "entered in error"})
+        return rec(
+            rid,
+            type="record.revoked",
+            source=source,
+            attributes={"target_record_id": target, "reason": "entered in error"},
+        )
 
     submit(reg, [listing("L1")], recorded_at=RECORDED)
-    res = submit(reg, [
-        revoke("v1", "L1", COURT),            # same source: ok
-        revoke("v2", "L1", "court:other"),    # other court: refused
-        revoke("v3", "L1", ADJ),              # adjudicator: ok
-        revoke("v4", "nope", COURT),          # no such record
-        revoke("v5", "L2", COURT),            # L2 comes later in the batch
-        listing("L2"),
-        revoke("v6", "L2", COURT),            # earlier in the batch: ok
-        rec("bad", source="city:nowhere"),
-        revoke("v7", "bad", CITY),            # target rejected in the batch
-    ], recorded_at=RECORDED)
+    res = submit(
+        reg,
+        [
+            revoke("v1", "L1", COURT),  # same source: ok
+            revoke("v2", "L1", "court:other"),  # other court: refused
+            revoke("v3", "L1", ADJ),  # adjudicator: ok
+            revoke("v4", "nope", COURT),  # no such record
+            revoke("v5", "L2", COURT),  # L2 comes later in the batch
+            listing("L2"),
+            revoke("v6", "L2", COURT),  # earlier in the batch: ok
+            rec("bad", source="city:nowhere"),
+            revoke("v7", "bad", CITY),  # target rejected in the batch
+        ],
+        recorded_at=RECORDED,
+    )
     ok = {r[0] for r in reg.sql.execute("SELECT record_id FROM records").fetchall()}
     assert ok == {"L1", "v1", "v3", "L2", "v6"}
     got = {r.record_id: r for r in res.rejects}
@@ -245,22 +320,33 @@ def test_revocations(reg: Store) -> None:
 
 
 def _sample() -> list[dict[str, Any]]:
-    return [listing("L1", grace_days=10), rec("t1"), rec("t2", subject_id=ORG),
-            rec("bad", attributes={"ticket_no": "T9", "speed": "fast"}),
-            rec("v1", type="civic.volunteering", attributes={"hours": 2.5})]
+    return [
+        listing("L1", grace_days=10),
+        rec("t1"),
+        rec("t2", subject_id=ORG),
+        rec("bad", attributes={"ticket_no": "T9", "speed": "fast"}),
+        rec("v1", type="civic.volunteering", attributes={"hours": 2.5}),
+    ]
 
 
 def _write(path: Path, records: list[dict[str, Any]], struct: bool = False) -> Path:
     if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                        "utf-8")
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
     elif path.suffix == ".csv":
         with path.open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(["record_id", "subject_id", "type", "occurred_at", "source", "attributes"])
             for r in records:
-                w.writerow([r["record_id"], r["subject_id"], r["type"], r["occurred_at"],
-                            r["source"], json.dumps(r["attributes"], ensure_ascii=False)])
+                w.writerow(
+                    [
+                        r["record_id"],
+                        r["subject_id"],
+                        r["type"],
+                        r["occurred_at"],
+                        r["source"],
+                        json.dumps(r["attributes"], ensure_ascii=False),
+                    ]
+                )
     else:
         cols = {k: [r[k] for r in records] for k in records[0]}
         if not struct:
@@ -272,7 +358,8 @@ def _write(path: Path, records: list[dict[str, Any]], struct: bool = False) -> P
 def _ledger(store: Store) -> list[tuple[Any, ...]]:
     return store.sql.execute(
         "SELECT record_id, subject_id, type, occurred_at, attributes, content_hash "
-        "FROM records ORDER BY record_id").fetchall()
+        "FROM records ORDER BY record_id"
+    ).fetchall()
 
 
 @pytest.mark.parametrize("name", ["in.jsonl", "in.csv", "in.parquet", "struct.parquet"])
@@ -294,8 +381,9 @@ def test_formats_are_equivalent(tmp_path: Path, name: str) -> None:
 
 def test_row_numbers_and_report_path(reg: Store, tmp_path: Path) -> None:
     path = _write(tmp_path / "x.csv", _sample())
-    res = import_file(reg, path, progress=True, rejects_path=tmp_path / "r.jsonl",
-                      recorded_at=RECORDED)
+    res = import_file(
+        reg, path, progress=True, rejects_path=tmp_path / "r.jsonl", recorded_at=RECORDED
+    )
     assert res.rejects[0].row == 5  # header is line 1
     assert res.rejects_file == tmp_path / "r.jsonl"
     path = _write(tmp_path / "x.jsonl", _sample())
@@ -323,8 +411,9 @@ def test_malformed_files(reg: Store, tmp_path: Path) -> None:
     with pytest.raises(FileFormatError, match="missing column.*occurred_at"):
         import_file(reg, missing, progress=False)
     ragged = tmp_path / "c.csv"
-    ragged.write_text("record_id,subject_id,type,occurred_at,source,attributes\n"
-                      "r1,x,y,2024-01-01,s,{}\nr2,x\n")
+    ragged.write_text(
+        "record_id,subject_id,type,occurred_at,source,attributes\nr1,x,y,2024-01-01,s,{}\nr2,x\n"
+    )
     with pytest.raises(FileFormatError, match=r"c\.csv, line 3"):
         import_file(reg, ragged, progress=False)
     junk = tmp_path / "d.parquet"
@@ -373,8 +462,9 @@ _CHILD = textwrap.dedent("""
 def _child(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[bytes], Path]:
     marker = tmp_path / "marker"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path / "reg.duckdb"),
-                             str(src), str(marker)], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path / "reg.duckdb"), str(src), str(marker)], env=env
+    )
     deadline = time.monotonic() + 60
     while not marker.exists():
         assert proc.poll() is None, "child ended early"

@@ -267,9 +267,7 @@ def explain(
                 title=pack.meta.title,
                 score=score_rows[0]["score"] if score_rows else None,
                 grade=score_rows[0]["grade"] if score_rows else None,
-                contributions=[
-                    _iso_times(r) for r in tables["contributions"].get(pack.system, [])
-                ],
+                contributions=[_iso_times(r) for r in tables["contributions"].get(pack.system, [])],
                 reasons=[_iso_times(r) for r in tables["reasons"].get(pack.system, [])],
                 list_entries=entries,
                 consequences=consequences,

@@ -119,8 +119,14 @@ def submit(
     recorded_at: datetime | None = None,
 ) -> ImportResult:
     """Validate and append records given as dicts (envelopes as in CATALOG.md)."""
-    return _ingest(store, from_records(records), file=None, strict=strict,
-                   recorded_at=recorded_at, progress=None)
+    return _ingest(
+        store,
+        from_records(records),
+        file=None,
+        strict=strict,
+        recorded_at=recorded_at,
+        progress=None,
+    )
 
 
 def import_file(
@@ -147,10 +153,14 @@ def import_file(
             normalized = read_csv(path)
         else:
             normalized = read_parquet(path, store.sql)
-        result = _ingest(store, normalized, file=str(path), strict=strict,
-                         recorded_at=recorded_at, progress=prog)
-    report = Path(rejects_path) if rejects_path is not None else \
-        path.with_name(path.name + ".rejects.jsonl")
+        result = _ingest(
+            store, normalized, file=str(path), strict=strict, recorded_at=recorded_at, progress=prog
+        )
+    report = (
+        Path(rejects_path)
+        if rejects_path is not None
+        else path.with_name(path.name + ".rejects.jsonl")
+    )
     if result.rejects:
         with report.open("w", encoding="utf-8") as fh:
             for rej in result.rejects:
@@ -175,12 +185,16 @@ class _Progress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(),
-                TextColumn("{task.fields[stage]}"), TimeElapsedColumn(), transient=True,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[stage]}"),
+                TimeElapsedColumn(),
+                transient=True,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task(f"import {self.label}", total=len(_STAGES),
-                                                 stage="")
+            self._task = self._progress.add_task(
+                f"import {self.label}", total=len(_STAGES), stage=""
+            )
         return self
 
     def stage(self, name: str) -> None:
@@ -254,23 +268,28 @@ def _check_sql(spec: AttributeSpec, raw: str, v: str) -> str:
         err = f"CASE WHEN NOT starts_with(CAST({raw} AS VARCHAR), '\"') THEN 'must be text'"
         if spec.type == "enum":
             values = ", ".join(_lit(x) for x in spec.values or ())
-            err += (f" WHEN NOT list_contains([{values}], {v}) THEN "
-                    f"'must be one of ' || {_lit_any(', '.join(spec.values or ()))}")
+            err += (
+                f" WHEN NOT list_contains([{values}], {v}) THEN "
+                f"'must be one of ' || {_lit_any(', '.join(spec.values or ()))}"
+            )
         elif spec.type == "string":
             err += f" WHEN {v} = '' THEN 'must not be empty'"
         return err + " END"
     first = f"left(CAST({raw} AS VARCHAR), 1)"
     numeric = f"({first} BETWEEN '0' AND '9' OR {first} = '-')"
     if spec.type == "integer":
-        err = (f"CASE WHEN NOT {numeric} OR {v} IS NULL OR {v} <> floor({v})"
-               f" OR abs({v}) > 9.0e15 THEN 'must be an integer'")
+        err = (
+            f"CASE WHEN NOT {numeric} OR {v} IS NULL OR {v} <> floor({v})"
+            f" OR abs({v}) > 9.0e15 THEN 'must be an integer'"
+        )
     else:
         err = f"CASE WHEN NOT {numeric} OR {v} IS NULL THEN 'must be a number'"
     if spec.min is not None:
         err += f" WHEN {v} < {_num(spec.min)} THEN 'must be ≥ {_fmt(spec.min)}'"
     if spec.exclusive_min is not None:
-        err += (f" WHEN {v} <= {_num(spec.exclusive_min)} "
-                f"THEN 'must be > {_fmt(spec.exclusive_min)}'")
+        err += (
+            f" WHEN {v} <= {_num(spec.exclusive_min)} THEN 'must be > {_fmt(spec.exclusive_min)}'"
+        )
     if spec.max is not None:
         err += f" WHEN {v} > {_num(spec.max)} THEN 'must be ≤ {_fmt(spec.max)}'"
     return err + " END"
@@ -285,8 +304,10 @@ def _default_sql(spec: AttributeSpec) -> str:
     return _lit_any(str(d))
 
 
-_OCC_FAST = (r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-             r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?")
+_OCC_FAST = (
+    r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?"
+)
 
 #: occurred_at text (OCC_TEXT) -> naive UTC instant for the forms _OCC_FAST matches
 #: (a date or date-time without offset: Asia/Shanghai; Z; +hh:mm / -hh:mm); other
@@ -327,16 +348,18 @@ def _list(values: Iterable[str]) -> str:
 _HASH_SQL = (
     "unhex(md5('{\"attributes\":' || attributes"
     " || ',\"occurred_at\":\"' || strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f')"
-    " || '\",\"record_id\":' || to_json(record_id)"
+    ' || \'","record_id":\' || to_json(record_id)'
     " || ',\"source\":' || to_json(source)"
-    " || ',\"subject_id\":\"' || subject_id"
-    " || '\",\"type\":\"' || type || '\"}'))"
+    ' || \',"subject_id":"\' || subject_id'
+    ' || \'","type":"\' || type || \'"}\'))'
 )
 
-_OUT = ("_row, record_id, sid AS subject_id, "
-        "CASE sid_kind WHEN 1 THEN 'person' WHEN 2 THEN 'organization' END AS subject_kind, "
-        "birth_date, type, occurred_at, source, source_kind, "
-        f"CASE WHEN sid_flag THEN '{ADDRESS_CODE_UNKNOWN}' END AS subject_flags")
+_OUT = (
+    "_row, record_id, sid AS subject_id, "
+    "CASE sid_kind WHEN 1 THEN 'person' WHEN 2 THEN 'organization' END AS subject_kind, "
+    "birth_date, type, occurred_at, source, source_kind, "
+    f"CASE WHEN sid_flag THEN '{ADDRESS_CODE_UNKNOWN}' END AS subject_flags"
+)
 
 
 @cache
@@ -360,9 +383,19 @@ def _types_table() -> pa.Table:
     kinds and subject kinds allowed (the catalog as a table, joined by tid)."""
     catalog = load_catalog()
     bits = _attr_bits()
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "tid", "allowed", "required", "names", "required_names", "sources", "subject_kinds",
-        "subject_kinds_text")}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "tid",
+            "allowed",
+            "required",
+            "names",
+            "required_names",
+            "sources",
+            "subject_kinds",
+            "subject_kinds_text",
+        )
+    }
     for tname, tid in _type_ids().items():
         rtype = catalog.types[tname]
         names = sorted(rtype.attributes)
@@ -375,16 +408,18 @@ def _types_table() -> pa.Table:
         cols["sources"].append(list(rtype.sources))
         cols["subject_kinds"].append(list(rtype.subject_kinds))
         cols["subject_kinds_text"].append(", ".join(rtype.subject_kinds))
-    return pa.table({
-        "tid": pa.array(cols["tid"], pa.int32()),
-        "allowed": pa.array(cols["allowed"], pa.int64()),
-        "required": pa.array(cols["required"], pa.int64()),
-        "names": pa.array(cols["names"], pa.list_(pa.string())),
-        "required_names": pa.array(cols["required_names"], pa.list_(pa.string())),
-        "sources": pa.array(cols["sources"], pa.list_(pa.string())),
-        "subject_kinds": pa.array(cols["subject_kinds"], pa.list_(pa.string())),
-        "subject_kinds_text": pa.array(cols["subject_kinds_text"], pa.string()),
-    })
+    return pa.table(
+        {
+            "tid": pa.array(cols["tid"], pa.int32()),
+            "allowed": pa.array(cols["allowed"], pa.int64()),
+            "required": pa.array(cols["required"], pa.int64()),
+            "names": pa.array(cols["names"], pa.list_(pa.string())),
+            "required_names": pa.array(cols["required_names"], pa.list_(pa.string())),
+            "sources": pa.array(cols["sources"], pa.list_(pa.string())),
+            "subject_kinds": pa.array(cols["subject_kinds"], pa.list_(pa.string())),
+            "subject_kinds_text": pa.array(cols["subject_kinds_text"], pa.string()),
+        }
+    )
 
 
 def _by_type(variants: dict[str, list[str]], *, every: bool = False) -> str:
@@ -396,11 +431,13 @@ def _by_type(variants: dict[str, list[str]], *, every: bool = False) -> str:
     ids = _type_ids()
     return " ".join(
         f"WHEN tid IN ({', '.join(str(ids[t]) for t in types)}) THEN {sql}"
-        for sql, types in variants.items())
+        for sql, types in variants.items()
+    )
 
 
-def _group(per: dict[str, AttributeSpec], make: Callable[[AttributeSpec], str | None]
-           ) -> dict[str, list[str]]:
+def _group(
+    per: dict[str, AttributeSpec], make: Callable[[AttributeSpec], str | None]
+) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for tname, spec in per.items():
         sql = make(spec)
@@ -427,51 +464,62 @@ def _validation_sql() -> str:
     for n in specs:
         _lit(n)
     struct = "{" + ", ".join(f'"{n}": "JSON"' for n in specs) + "}"
-    mask = " + ".join(f"CASE WHEN j.{n} IS NOT NULL THEN {1 << bits[n]} ELSE 0 END"
-                      for n in specs) or "0"
-    fast = ("coalesce(len(keys) = bit_count(mask) AND (mask & allowed) = mask "
-            f"AND (mask & required) = required AND (len(keys) > 0 OR {_IS_OBJECT}), false)")
+    mask = (
+        " + ".join(f"CASE WHEN j.{n} IS NOT NULL THEN {1 << bits[n]} ELSE 0 END" for n in specs)
+        or "0"
+    )
+    fast = (
+        "coalesce(len(keys) = bit_count(mask) AND (mask & allowed) = mask "
+        f"AND (mask & required) = required AND (len(keys) > 0 OR {_IS_OBJECT}), false)"
+    )
     values, checks, errors, typed, canon = [], [], [], [], []
     for n, per in specs.items():
         raw, v, col = f"j.{n}", f"v_{n}", attribute_column(n)
         value = _by_type(_group(per, lambda s, raw=raw: _value_sql(s, raw)), every=True)
-        default = _by_type(_group(per, lambda s: None if s.default is None
-                                  else _default_sql(s)))
-        values.append(f"CASE WHEN {raw} IS NOT NULL THEN CASE {value} END "
-                      f"{default} END AS {v}")
-        check = _by_type(_group(per, lambda s, raw=raw, v=v: _check_sql(s, raw, v)),
-                         every=True)
+        default = _by_type(_group(per, lambda s: None if s.default is None else _default_sql(s)))
+        values.append(f"CASE WHEN {raw} IS NOT NULL THEN CASE {value} END {default} END AS {v}")
+        check = _by_type(_group(per, lambda s, raw=raw, v=v: _check_sql(s, raw, v)), every=True)
         checks.append(f"CASE WHEN {raw} IS NOT NULL THEN CASE {check} END END AS e_{n}")
         message = _by_type(_group(per, _type_message), every=True)
         errors.append(
             f"WHEN e_{n} IS NOT NULL THEN ['attributes.{n}', e_{n}] "
             f"WHEN {raw} IS NULL AND NOT fast AND list_contains(keys, {_lit(n)}) "
-            f"THEN ['attributes.{n}', CASE {message} END]")
+            f"THEN ['attributes.{n}', CASE {message} END]"
+        )
         int64 = {s.column_type for s in per.values()} == {"int64"}
-        typed.append(f"CASE WHEN err IS NULL THEN {f'CAST({v} AS BIGINT)' if int64 else v} "
-                     f"END AS {col}")
-        canon.append(f"CASE WHEN allowed & {1 << bits[n]} <> 0 "
-                     f"THEN '\"{n}\":' || to_json({col}) END")
+        typed.append(
+            f"CASE WHEN err IS NULL THEN {f'CAST({v} AS BIGINT)' if int64 else v} END AS {col}"
+        )
+        canon.append(
+            f"CASE WHEN allowed & {1 << bits[n]} <> 0 THEN '\"{n}\":' || to_json({col}) END"
+        )
     ids = _type_ids()
-    person = {n: [ids[t] for t, s in per.items() if s.type == "person_id"]
-              for n, per in specs.items()}
+    person = {
+        n: [ids[t] for t, s in per.items() if s.type == "person_id"] for n, per in specs.items()
+    }
     person = {n: tids for n, tids in person.items() if tids}
     joins = " ".join(f"LEFT JOIN _xin_ids p_{n} ON p_{n}.sid = a.v_{n}" for n in person)
     person_checks = " ".join(
         f"WHEN v_{n} IS NOT NULL AND tid IN ({', '.join(map(str, tids))}) "
         f"AND p_{n}.kind IS DISTINCT FROM 1 THEN "
         f"['attributes.{n}', 'must be a valid resident identity number: ' || "
-        f"coalesce(p_{n}.reason, 'a unified social credit code')]" for n, tids in person.items())
+        f"coalesce(p_{n}.reason, 'a unified social credit code')]"
+        for n, tids in person.items()
+    )
     cross = ""
     listing = load_catalog().types.get("court.listing_decision")
     if listing is not None and {"ground", "extension_years"} <= set(listing.attributes):
         # CATALOG.md: extension only for grounds other than able_but_refuses.
-        cross = (f"WHEN tid = {ids['court.listing_decision']} "
-                 "AND v_ground = 'able_but_refuses' AND v_extension_years > 0 "
-                 "THEN ['attributes.extension_years', "
-                 "'an extension applies only to grounds other than able_but_refuses']")
-    out_cols = "_row, record_id, subject_id, subject_kind, birth_date, type, occurred_at, " \
+        cross = (
+            f"WHEN tid = {ids['court.listing_decision']} "
+            "AND v_ground = 'able_but_refuses' AND v_extension_years > 0 "
+            "THEN ['attributes.extension_years', "
+            "'an extension applies only to grounds other than able_but_refuses']"
+        )
+    out_cols = (
+        "_row, record_id, subject_id, subject_kind, birth_date, type, occurred_at, "
         "source, source_kind, subject_flags"
+    )
     return f"""
 WITH parsed AS (
   SELECT p.*, t.* EXCLUDE (tid), try(json_transform(attributes, '{struct}')) AS j,
@@ -554,16 +602,19 @@ def _classify(values: pa.Array) -> pa.Table:
                 continue
             # a form the fast path does not decide (should not happen); trust the reference
             kind[i] = 1 if sid.kind == "person" else 2
-            birth[i] = (np.datetime64(sid.birth_date, "D") if sid.birth_date
-                        else np.datetime64("NaT"))
+            birth[i] = (
+                np.datetime64(sid.birth_date, "D") if sid.birth_date else np.datetime64("NaT")
+            )
             flag[i] = ADDRESS_CODE_UNKNOWN in sid.flags
-    return pa.table({
-        "sid": values,
-        "kind": pa.array(kind, pa.int8()),
-        "birth": pa.array(birth, pa.date32()),
-        "flag": pa.array(flag, pa.bool_()),
-        "reason": pa.array(reason, pa.string()),
-    })
+    return pa.table(
+        {
+            "sid": values,
+            "kind": pa.array(kind, pa.int8()),
+            "birth": pa.array(birth, pa.date32()),
+            "flag": pa.array(flag, pa.bool_()),
+            "reason": pa.array(reason, pa.string()),
+        }
+    )
 
 
 def _person_attr_ids(con: Any, table: pa.Table) -> pa.Array:
@@ -576,7 +627,8 @@ def _person_attr_ids(con: Any, table: pa.Table) -> pa.Array:
             parts.append(
                 f"SELECT upper(trim(try(json_extract_string(attributes, '$.\"{n}\"')))) AS sid "
                 f"FROM _xin_in WHERE list_contains({_list(types)}, type) "
-                f"AND try(json_type(attributes, '$.\"{n}\"')) = 'VARCHAR'")
+                f"AND try(json_type(attributes, '$.\"{n}\"')) = 'VARCHAR'"
+            )
     if not parts:
         return pa.array([], pa.string())
     with _registered(con, _xin_in=table.select(["type", "attributes"])):
@@ -588,7 +640,8 @@ def _instants(con: Any, texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     with _registered(con, _xin_occ=pa.table({"occ": texts})):
         got = con.execute(
             f"SELECT {_OCC_SQL.replace('OCC_TEXT', 'occ')} AS instant, "
-            "regexp_full_match(occ, ?) AS fast FROM _xin_occ", [_OCC_FAST],
+            "regexp_full_match(occ, ?) AS fast FROM _xin_occ",
+            [_OCC_FAST],
         ).to_arrow_table()
     instant = got.column("instant").combine_chunks().cast(pa.timestamp("us"))
     slow = np.nonzero(~got.column("fast").to_numpy())[0]
@@ -619,8 +672,13 @@ def _prepare(con: Any, table: pa.Table) -> tuple[pa.Table, pa.Table]:
     ids = _classify(pc.unique(pa.concat_arrays([norm, _person_attr_ids(con, table)])))
     pos = pc.index_in(norm, value_set=ids.column("sid"))
     per_raw = ids.take(pos)
-    for name, col in (("sid", "sid"), ("sid_kind", "kind"), ("birth_date", "birth"),
-                      ("sid_flag", "flag"), ("sid_reason", "reason")):
+    for name, col in (
+        ("sid", "sid"),
+        ("sid_kind", "kind"),
+        ("birth_date", "birth"),
+        ("sid_flag", "flag"),
+        ("sid_reason", "reason"),
+    ):
         cols[name] = per_raw.column(col).take(idx)
 
     idx, texts = _dict(table.column("occurred_at"))
@@ -630,20 +688,23 @@ def _prepare(con: Any, table: pa.Table) -> tuple[pa.Table, pa.Table]:
 
     idx, sources = _dict(table.column("source"))
     with _registered(con, _xin_src=pa.table({"s": sources})):
-        kinds = dict(con.execute(
-            "SELECT source_id, kind FROM sources WHERE source_id IN (SELECT s FROM _xin_src)"
-        ).fetchall())
-    cols["source_kind"] = pa.array([kinds.get(s) for s in sources.to_pylist()],
-                                   pa.string()).take(idx)
+        kinds = dict(
+            con.execute(
+                "SELECT source_id, kind FROM sources WHERE source_id IN (SELECT s FROM _xin_src)"
+            ).fetchall()
+        )
+    cols["source_kind"] = pa.array([kinds.get(s) for s in sources.to_pylist()], pa.string()).take(
+        idx
+    )
 
     idx, types = _dict(table.column("type"))
     known = _type_ids()
-    cols["tid"] = pa.array([known.get(t, -1) for t in types.to_pylist()], pa.int32()) \
-        .take(idx).fill_null(-1)
+    cols["tid"] = (
+        pa.array([known.get(t, -1) for t in types.to_pylist()], pa.int32()).take(idx).fill_null(-1)
+    )
     prepared = pa.table(cols)
     # record batches of _CHUNK rows, so that DuckDB scans them in parallel
-    return ids, pa.Table.from_batches(prepared.to_batches(max_chunksize=_CHUNK),
-                                      prepared.schema)
+    return ids, pa.Table.from_batches(prepared.to_batches(max_chunksize=_CHUNK), prepared.schema)
 
 
 _CHUNK = 1 << 16
@@ -672,8 +733,9 @@ def _ingest(
     with _registered(con, _xin_ids=ids, _xin_part=part, _xin_types=_types_table()):
         validated = con.execute(_validation_sql(), {"recorded_at": stamp}).to_arrow_table()
     with _registered(con, _xin_v=validated):
-        return _finish(store, rejects, table.num_rows, file=file, strict=strict, stamp=stamp,
-                       stage=stage)
+        return _finish(
+            store, rejects, table.num_rows, file=file, strict=strict, stamp=stamp, stage=stage
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -718,8 +780,13 @@ def _finish(
         excluded, duplicates = _duplicates_and_revocations(con, rejects)
         rejects.sort(key=lambda r: r.row)
         accepted = rows - len(invalid) - len(excluded)
-        result = ImportResult(accepted=accepted, duplicates=duplicates, rejected=len(rejects),
-                              rejects=rejects, recorded_at=stamp)
+        result = ImportResult(
+            accepted=accepted,
+            duplicates=duplicates,
+            rejected=len(rejects),
+            rejects=rejects,
+            recorded_at=stamp,
+        )
         if strict and rejects:
             con.execute("ROLLBACK")
             result.accepted = 0
@@ -733,8 +800,12 @@ def _finish(
         batch_id = int(row[0]) if row else 1
         cols = list(record_columns())
         select = ", ".join(
-            "CAST($stamp AS TIMESTAMP)" if c == "recorded_at" else "CAST($batch AS BIGINT)"
-            if c == "batch_id" else f"v.{c}" for c in cols
+            "CAST($stamp AS TIMESTAMP)"
+            if c == "recorded_at"
+            else "CAST($batch AS BIGINT)"
+            if c == "batch_id"
+            else f"v.{c}"
+            for c in cols
         )
         where = "v.err_field IS NULL"
         ex = pa.table({"_row": pa.array(sorted(excluded), pa.int64())})
@@ -743,10 +814,13 @@ def _finish(
         with _registered(con, _xin_ex=ex):
             con.execute(
                 f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM _xin_v v "
-                f"WHERE {where}", {"stamp": stamp, "batch": batch_id},
+                f"WHERE {where}",
+                {"stamp": stamp, "batch": batch_id},
             )
-        con.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-                    [batch_id, file, stamp, accepted, duplicates, len(rejects)])
+        con.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
+            [batch_id, file, stamp, accepted, duplicates, len(rejects)],
+        )
         if _before_commit is not None:
             _before_commit()
         con.execute("COMMIT")
@@ -762,7 +836,8 @@ def _duplicates_and_revocations(con: Any, rejects: list[Reject]) -> tuple[set[in
     """Rows of _xin_v (valid so far) not to insert, and the duplicate count; adds rejects."""
     excluded: set[int] = set()
     duplicates = 0
-    # record_ids seen twice in this input, or already in the ledger
+    # record_ids seen twice in this input, or already in the ledger. Same content is
+    # decided on the canonical envelope itself (exact), not on content_hash.
     rows = con.execute(
         """
         WITH ids AS (
@@ -772,35 +847,52 @@ def _duplicates_and_revocations(con: Any, rejects: list[Reject]) -> tuple[set[in
           SELECT DISTINCT r.record_id FROM records r
           WHERE r.record_id IN (SELECT record_id FROM _xin_v WHERE err_field IS NULL)
         )
-        SELECT v._row, v.record_id, v.content_hash, l.content_hash AS ledger_hash
+        SELECT v._row, v.record_id, v.subject_id, v.type, v.occurred_at, v.source,
+               v.attributes, l.record_id IS NOT NULL AS in_ledger,
+               coalesce(l.subject_id = v.subject_id AND l.type = v.type
+                        AND l.occurred_at = v.occurred_at AND l.source = v.source
+                        AND l.attributes = v.attributes, false) AS same_as_ledger
         FROM _xin_v v JOIN ids USING (record_id)
-        LEFT JOIN (SELECT record_id, any_value(content_hash) AS content_hash FROM records
-                   WHERE record_id IN (SELECT record_id FROM ids) GROUP BY record_id) l
+        LEFT JOIN (SELECT record_id, any_value(subject_id) AS subject_id,
+                          any_value(type) AS type, any_value(occurred_at) AS occurred_at,
+                          any_value(source) AS source, any_value(attributes) AS attributes
+                   FROM records WHERE record_id IN (SELECT record_id FROM ids)
+                   GROUP BY record_id) l
           USING (record_id)
         WHERE v.err_field IS NULL ORDER BY v._row
         """
     ).fetchall()
-    first: dict[str, tuple[int, str]] = {}
-    for row, rid, h, ledger_hash in rows:
-        if ledger_hash is not None:
-            if h == ledger_hash:
+    first: dict[str, tuple[int, tuple[Any, ...]]] = {}
+    for row, rid, *content, in_ledger, same_as_ledger in rows:
+        if in_ledger:
+            if same_as_ledger:
                 duplicates += 1
             else:
-                rejects.append(Reject(rid, row, "record_id",
-                                      "conflict: record_id already in the ledger with other "
-                                      "content"))
+                rejects.append(
+                    Reject(
+                        rid,
+                        row,
+                        "record_id",
+                        "conflict: record_id already in the ledger with other content",
+                    )
+                )
             excluded.add(row)
             continue
         seen = first.get(rid)
         if seen is None:
-            first[rid] = (row, h)
-        elif seen[1] == h:
+            first[rid] = (row, tuple(content))
+        elif seen[1] == tuple(content):
             duplicates += 1
             excluded.add(row)
         else:
-            rejects.append(Reject(rid, row, "record_id",
-                                  f"conflict: record_id already used with other content in "
-                                  f"row {seen[0]}"))
+            rejects.append(
+                Reject(
+                    rid,
+                    row,
+                    "record_id",
+                    f"conflict: record_id already used with other content in row {seen[0]}",
+                )
+            )
             excluded.add(row)
 
     # record.revoked: the target exists (ledger, or accepted earlier in this input) and
@@ -810,18 +902,23 @@ def _duplicates_and_revocations(con: Any, rejects: list[Reject]) -> tuple[set[in
         return excluded, duplicates
     revs = con.execute(
         f"SELECT _row, record_id, source, source_kind, {col} FROM _xin_v "
-        "WHERE err_field IS NULL AND type = ? ORDER BY _row", [REVOKED],
+        "WHERE err_field IS NULL AND type = ? ORDER BY _row",
+        [REVOKED],
     ).fetchall()
     if not revs:
         return excluded, duplicates
     targets = pa.table({"t": pa.array(sorted({r[4] for r in revs}), pa.string())})
     with _registered(con, _xin_t=targets):
-        ledger = dict(con.execute(
-            "SELECT record_id, any_value(source) FROM records "
-            "WHERE record_id IN (SELECT t FROM _xin_t) GROUP BY record_id").fetchall())
+        ledger = dict(
+            con.execute(
+                "SELECT record_id, any_value(source) FROM records "
+                "WHERE record_id IN (SELECT t FROM _xin_t) GROUP BY record_id"
+            ).fetchall()
+        )
         batch = con.execute(
             "SELECT _row, record_id, source FROM _xin_v WHERE err_field IS NULL "
-            "AND record_id IN (SELECT t FROM _xin_t) ORDER BY _row").fetchall()
+            "AND record_id IN (SELECT t FROM _xin_t) ORDER BY _row"
+        ).fetchall()
     batch_rows: dict[str, list[tuple[int, str]]] = {}
     for row, rid, source in batch:
         batch_rows.setdefault(rid, []).append((row, source))
@@ -838,8 +935,10 @@ def _duplicates_and_revocations(con: Any, rejects: list[Reject]) -> tuple[set[in
         if target_source is None:
             reason = f"target record {target} not found (in the ledger or earlier in this input)"
         elif target_source != source and source_kind != "adjudicator":
-            reason = (f"target record {target} is from source {target_source}; only that source "
-                      "or an adjudicator may revoke it")
+            reason = (
+                f"target record {target} is from source {target_source}; only that source "
+                "or an adjudicator may revoke it"
+            )
         else:
             continue
         rejects.append(Reject(rid, row, "attributes.target_record_id", reason))

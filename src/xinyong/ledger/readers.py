@@ -23,9 +23,7 @@ import pyarrow.compute as pc
 
 ENVELOPE = ("record_id", "subject_id", "type", "occurred_at", "source", "attributes")
 COLUMNS = ("_row", *ENVELOPE)
-SCHEMA = pa.schema(
-    [("_row", pa.int64())] + [(name, pa.string()) for name in ENVELOPE]
-)
+SCHEMA = pa.schema([("_row", pa.int64())] + [(name, pa.string()) for name in ENVELOPE])
 
 
 class FileFormatError(ValueError):
@@ -40,8 +38,12 @@ class Reject:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"record_id": self.record_id, "row": self.row, "field": self.field,
-                "reason": self.reason}
+        return {
+            "record_id": self.record_id,
+            "row": self.row,
+            "field": self.field,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -79,8 +81,9 @@ class _Builder:
         rid_text = rid if isinstance(rid, str) else None
         unknown = [k for k in rec if k not in ENVELOPE]
         if unknown:
-            self.rejects.append(Reject(rid_text, row, str(unknown[0]),
-                                       f"unknown envelope field {unknown[0]!r}"))
+            self.rejects.append(
+                Reject(rid_text, row, str(unknown[0]), f"unknown envelope field {unknown[0]!r}")
+            )
             return
         values: dict[str, str | None] = {}
         for name in ENVELOPE:
@@ -89,22 +92,23 @@ class _Builder:
                 values[name] = None
             elif name == "attributes":
                 if not isinstance(value, dict):
-                    self.rejects.append(Reject(rid_text, row, name,
-                                               "attributes must be an object"))
+                    self.rejects.append(Reject(rid_text, row, name, "attributes must be an object"))
                     return
                 try:
                     values[name] = json.dumps(value, ensure_ascii=False, allow_nan=False)
                 except (TypeError, ValueError) as exc:
-                    self.rejects.append(Reject(rid_text, row, name,
-                                               f"attributes are not JSON values: {exc}"))
+                    self.rejects.append(
+                        Reject(rid_text, row, name, f"attributes are not JSON values: {exc}")
+                    )
                     return
             elif isinstance(value, str):
                 values[name] = value
             elif name == "occurred_at" and isinstance(value, _dt.date):
                 values[name] = value.isoformat()
             else:
-                self.rejects.append(Reject(rid_text, row, name,
-                                           f"{name} must be text, not {type(value).__name__}"))
+                self.rejects.append(
+                    Reject(rid_text, row, name, f"{name} must be text, not {type(value).__name__}")
+                )
                 return
         self.cols["_row"].append(row)
         for name in ENVELOPE:
@@ -143,8 +147,9 @@ def read_jsonl(path: Path, tick: Callable[[int], None] | None = None) -> Normali
                 if tick is not None and lineno % 65536 == 0:
                     tick(65536)
         except UnicodeDecodeError as exc:
-            raise FileFormatError(f"{path}, line {lineno + 1}: not UTF-8 text: {exc.reason}") \
-                from None
+            raise FileFormatError(
+                f"{path}, line {lineno + 1}: not UTF-8 text: {exc.reason}"
+            ) from None
     return b.result()
 
 
@@ -177,15 +182,17 @@ def read_csv(path: Path) -> Normalized:
 
     def on_invalid(row: Any) -> str:
         where = f"line {row.number}" if row.number is not None else "a row"
-        bad.append(f"{path}, {where}: expected {row.expected_columns} columns, "
-                   f"found {row.actual_columns}")
+        bad.append(
+            f"{path}, {where}: expected {row.expected_columns} columns, found {row.actual_columns}"
+        )
         return "error"
 
     try:
         table = pacsv.read_csv(
             path,
-            parse_options=pacsv.ParseOptions(newlines_in_values=True,
-                                             invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=on_invalid
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in names},
                 strings_can_be_null=False,
@@ -209,8 +216,10 @@ def _first_ragged_line(path: Path, expected: int) -> str | None:
         reader = csv.reader(fh)
         for fields in reader:
             if len(fields) != expected:
-                return (f"{path}, line {reader.line_num}: expected {expected} columns, "
-                        f"found {len(fields)}")
+                return (
+                    f"{path}, line {reader.line_num}: expected {expected} columns, "
+                    f"found {len(fields)}"
+                )
     return None
 
 
@@ -228,8 +237,9 @@ def _occurred_text(path: Path, col: pa.ChunkedArray) -> pa.ChunkedArray:
             )
         # naive: local (Asia/Shanghai) time, like a date-time without an offset
         return pc.strftime(col, format="%Y-%m-%dT%H:%M:%S")
-    raise FileFormatError(f"{path}: column occurred_at must be text, a date or a timestamp, "
-                          f"found {t}")
+    raise FileFormatError(
+        f"{path}: column occurred_at must be text, a date or a timestamp, found {t}"
+    )
 
 
 def read_parquet(path: Path, con: Any) -> Normalized:
@@ -243,8 +253,9 @@ def read_parquet(path: Path, con: Any) -> Normalized:
     rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     attrs = table.column("attributes")
     if pa.types.is_struct(attrs.type):
-        table = table.set_column(table.schema.get_field_index("attributes"), "attributes",
-                                 struct_to_json(con, attrs))
+        table = table.set_column(
+            table.schema.get_field_index("attributes"), "attributes", struct_to_json(con, attrs)
+        )
     return _assemble(path, table, rows)
 
 

@@ -7,7 +7,10 @@ records        one row per accepted record, never updated or deleted
   record_id, subject_id, subject_kind ('person'|'organization'), birth_date
   (persons, from the identity number), type, occurred_at, source, source_kind (the source's registered kind),
   recorded_at (stamped by the registry, one value per import batch), batch_id,
-  content_hash (sha256 of the canonical envelope, for duplicate vs conflict),
+  content_hash (BLOB: the 16-byte MD5 digest of the canonical envelope, see
+  `ledger.intake`; compact to store and portable, e.g. to PostgreSQL bytea. It is a
+  fingerprint, not a security measure: whether a re-sent record_id is a duplicate or
+  a conflict is decided by comparing the stored content itself),
   attributes (canonical JSON text), subject_flags (e.g. 'address_code_unknown'),
   then one typed column per catalog attribute name, `attr_<name>`.
 sources        source_id, kind, registered_at
@@ -68,7 +71,7 @@ def record_columns() -> dict[str, str]:
         "source_kind": "VARCHAR NOT NULL",
         "recorded_at": "TIMESTAMP NOT NULL",
         "batch_id": "BIGINT NOT NULL",
-        "content_hash": "VARCHAR NOT NULL",
+        "content_hash": "BLOB NOT NULL",
         "attributes": "VARCHAR NOT NULL",
         "subject_flags": "VARCHAR",
     }

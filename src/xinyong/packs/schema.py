@@ -54,6 +54,12 @@ from xinyong.packs.expressions import parse
 
 Effect = Literal["deny", "priority", "discount", "deposit_free"]
 Dimension = Literal["credit_history", "behaviour", "capacity", "identity"]
+SubjectKind = Literal["person", "organization"]
+
+
+def _both_kinds() -> list[SubjectKind]:
+    return ["person", "organization"]
+
 
 _ID = r"^[a-z0-9][a-z0-9_.\-]*$"
 
@@ -157,9 +163,7 @@ class Score(_Strict):
     max_score: float | None = None
     consent_required: bool = False
     min_age: int | None = Field(default=None, ge=0)
-    subject_kinds: list[Literal["person", "organization"]] = Field(
-        default_factory=lambda: ["person", "organization"]
-    )
+    subject_kinds: list[SubjectKind] = Field(default_factory=_both_kinds)
     rules: list[ScoreRule] = Field(default_factory=list)
     features: list[Feature] = Field(default_factory=list)
     scorecard: Scorecard | None = None
@@ -227,9 +231,7 @@ class ListSpec(_Strict):
     entry_type: str
     key: str | None = None
     when: str | None = None
-    subject_kinds: list[Literal["person", "organization"]] = Field(
-        default_factory=lambda: ["person", "organization"]
-    )
+    subject_kinds: list[SubjectKind] = Field(default_factory=_both_kinds)
     start_delay_days: int = Field(default=0, ge=0)
     start_delay_attribute: str | None = None
     terms: list[TermRule]
