@@ -9,7 +9,7 @@ organizations (about 1.3 M records) are imported batch by batch into a fresh
 registry, like `xinyong demo`. `--single N` instead imports the first N records
 of the city (all years, in order) as ONE Parquet file, i.e. one batch. `--struct`
 writes that single file's attributes as a Parquet struct instead of JSON text.
-`--data DIR` keeps the generated city in DIR and reuses it on later runs.
+`--data DIR` writes the generated city to DIR (kept) instead of a temporary folder.
 
 Prints wall time, CPU time (process time: Python plus DuckDB's threads, which
 run in this process) and records/s.
@@ -70,7 +70,7 @@ def main() -> None:
         "--single", type=int, default=0, metavar="N", help="import the first N records as one file"
     )
     ap.add_argument("--struct", action="store_true", help="with --single: attributes as struct")
-    ap.add_argument("--data", type=Path, default=None, help="keep/reuse the city here")
+    ap.add_argument("--data", type=Path, default=None, help="write the city here (kept)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "city"

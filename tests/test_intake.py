@@ -488,3 +488,18 @@ def test_killed_import_leaves_nothing_and_locks_out_writers(tmp_path: Path) -> N
     with Store(tmp_path / "reg.duckdb") as st:
         assert count(st) == 0 and count(st, "batches") == 0
         assert import_file(st, src, progress=False).accepted == 2000
+
+
+def test_content_hash_is_md5_of_canonical_envelope(reg: Store) -> None:
+    import hashlib
+
+    res = submit(reg, [listing()], recorded_at=RECORDED)
+    assert res.accepted == 1
+    row = reg.sql.execute("SELECT attributes, content_hash FROM records").fetchone()
+    assert row is not None
+    envelope = (
+        f'{{"attributes":{row[0]},"occurred_at":"2024-03-04T16:00:00.000000",'
+        f'"record_id":"L1","source":"{COURT}","subject_id":"{PID}",'
+        f'"type":"court.listing_decision"}}'
+    )
+    assert row[1] == hashlib.md5(envelope.encode()).digest()

@@ -4,13 +4,14 @@ One code path for all inputs: `submit` (dicts), and `import_file` (JSON Lines,
 CSV, Parquet) normalize into one Arrow table (`readers`), which is validated
 set-wise: envelope lookups once per distinct value (identifiers with numpy,
 occurred_at in SQL with a Python fallback, source kinds), taken back to the rows
-in Arrow; then one DuckDB query per record type present, which parses each row's
-attributes once (a struct of the type's attributes as JSON text, plus the key
-list) and yields the typed attr_ columns, canonical attributes, content hash and
-first problem together. The accepted rows are appended in ONE transaction (one
-INSERT) together with their `batches` row: all or nothing, also when the process
-is killed. Per-batch work against the ledger is a semi-join on record_id (and
-on revocation targets) only.
+in Arrow; then ONE DuckDB statement for the whole batch, whatever its record types
+(one plan: per-type rules are CASE branches on a type id or columns of a small
+catalog table joined by it), which parses each row's attributes once (a struct of
+ALL catalog attribute names as JSON text, plus the key list) and yields the typed
+attr_ columns, canonical attributes, content hash and first problem together. The
+accepted rows are appended in ONE transaction (one INSERT) together with their
+`batches` row: all or nothing, also when the process is killed. Per-batch work
+against the ledger is a semi-join on record_id (and on revocation targets) only.
 
 Checks, in the order a reject reports the first failure of a record:
 envelope fields; subject identifier (`catalog.identifiers`); type in the catalog;
@@ -24,9 +25,13 @@ with the same content is a duplicate (a no-op), with other content a conflict;
 of the same source unless the revoking source is an adjudicator.
 
 Stored rows carry canonical attributes (JSON, sorted keys, defaults applied) and
-`content_hash` = sha256 of the canonical envelope
+`content_hash` = the 16-byte MD5 digest (BLOB) of the canonical envelope
 `{"attributes":…,"occurred_at":"YYYY-MM-DDTHH:MM:SS.ffffff" (UTC),"record_id":…,
-"source":…,"subject_id":…,"type":…}` (keys sorted, no spaces, UTF-8).
+"source":…,"subject_id":…,"type":…}` (keys sorted, no spaces, UTF-8): a compact
+fingerprint (portable, e.g. PostgreSQL bytea), cheap to compute and store. It
+decides nothing: duplicate vs conflict compares the canonical envelope fields
+themselves (exact), so no hash collision, accidental or crafted, can turn a
+conflict into a silent duplicate.
 
 SQL text here is built only from fixed strings and catalog names (package data,
 checked against a strict pattern); input values travel as Arrow tables or `?`
@@ -41,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -475,10 +480,10 @@ def _validation_sql() -> str:
     values, checks, errors, typed, canon = [], [], [], [], []
     for n, per in specs.items():
         raw, v, col = f"j.{n}", f"v_{n}", attribute_column(n)
-        value = _by_type(_group(per, lambda s, raw=raw: _value_sql(s, raw)), every=True)
+        value = _by_type(_group(per, partial(_value_sql, raw=raw)), every=True)
         default = _by_type(_group(per, lambda s: None if s.default is None else _default_sql(s)))
         values.append(f"CASE WHEN {raw} IS NOT NULL THEN CASE {value} END {default} END AS {v}")
-        check = _by_type(_group(per, lambda s, raw=raw, v=v: _check_sql(s, raw, v)), every=True)
+        check = _by_type(_group(per, partial(_check_sql, raw=raw, v=v)), every=True)
         checks.append(f"CASE WHEN {raw} IS NOT NULL THEN CASE {check} END END AS e_{n}")
         message = _by_type(_group(per, _type_message), every=True)
         errors.append(

@@ -5,7 +5,8 @@ Schema (all timestamps are naive UTC; a date in input means 00:00 Asia/Shanghai)
 
 records        one row per accepted record, never updated or deleted
   record_id, subject_id, subject_kind ('person'|'organization'), birth_date
-  (persons, from the identity number), type, occurred_at, source, source_kind (the source's registered kind),
+  (persons, from the identity number), type, occurred_at, source, source_kind
+  (the source's registered kind),
   recorded_at (stamped by the registry, one value per import batch), batch_id,
   content_hash (BLOB: the 16-byte MD5 digest of the canonical envelope, see
   `ledger.intake`; compact to store and portable, e.g. to PostgreSQL bytea. It is a
