@@ -18,7 +18,7 @@ from xinyong.engine.consequences import consequences
 from xinyong.engine.explain import CONTRIBUTION_COLUMNS, REASON_COLUMNS, contributions, reasons
 from xinyong.engine.lists import list_entries
 from xinyong.engine.retention import visible
-from xinyong.engine.scope import Ledger, open_ledger
+from xinyong.engine.scope import Ledger, open_ledger, union_all
 from xinyong.engine.scores import feature_values, scores_of, subject_parts
 from xinyong.packs.schema import Pack
 from xinyong.timeutil import now_utc, parse_instant
@@ -76,10 +76,8 @@ def _empty(columns: dict[str, str]) -> ir.Table:
 def _union(tables: list[ir.Table], columns: dict[str, str]) -> ir.Table:
     if not tables:
         return _empty(columns)
-    shaped = [t.select(**{c: t[c].cast(ty) for c, ty in columns.items()}) for t in tables]
-    out = shaped[0]
-    for t in shaped[1:]:
-        out = out.union(t, distinct=False)
+    out = union_all([t.select(**{c: t[c].cast(ty) for c, ty in columns.items()}) for t in tables])
+    assert out is not None
     return out
 
 

@@ -39,15 +39,6 @@ REASON_COLUMNS = {
 }
 
 
-def _union(tables: list[ir.Table]) -> ir.Table | None:
-    if not tables:
-        return None
-    out = tables[0]
-    for t in tables[1:]:
-        out = out.union(t, distinct=False)
-    return out
-
-
 def contributions(pack: Pack, led: Ledger, vis: ir.Table, parts: ir.Table) -> ir.Table | None:
     """Every counted record with its rule, in one pass: the visible records joined
     with a small table of the rules by type (a record may count for several rules),

@@ -37,6 +37,7 @@ from xinyong.engine.scope import (
     first_per_group,
     in_scope,
     not_revoked,
+    union_all,
 )
 from xinyong.packs.schema import ListSpec, Pack
 
@@ -45,13 +46,7 @@ END_REASONS = ("revoked", "removal", "superseded", "term", "retention")
 
 
 def list_entries(pack: Pack, led: Ledger) -> ir.Table | None:
-    tables = [_entries(pack, spec, led) for spec in pack.lists]
-    if not tables:
-        return None
-    out = tables[0]
-    for t in tables[1:]:
-        out = out.union(t, distinct=False)
-    return out
+    return union_all([_entries(pack, spec, led) for spec in pack.lists])
 
 
 def _days(t: ir.Table, n: int, attribute: str | None) -> Any:

@@ -74,6 +74,16 @@ def _represented(known: ir.Table, persons: tuple[str, ...]) -> set[str]:
     return {str(x) for x in orgs.select("subject_id").distinct().to_pyarrow()["subject_id"]}
 
 
+def union_all(tables: list[ir.Table]) -> ir.Table | None:
+    """The rows of all tables (same columns), or None when there are none."""
+    if not tables:
+        return None
+    out = tables[0]
+    for t in tables[1:]:
+        out = out.union(t, distinct=False)
+    return out
+
+
 def first_per_group(t: ir.Table, keys: list[str], order: list[str]) -> ir.Table:
     """The first row of each group in ``order`` (used on small derived tables only)."""
     w = ibis.window(group_by=[t[k] for k in keys], order_by=[t[c] for c in order])

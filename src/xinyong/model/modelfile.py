@@ -32,6 +32,7 @@ from xinyong.model.scoring import SCORE_MAX, SCORE_MIN, TIERS
 from xinyong.model.table import ModelInputError
 from xinyong.model.train import TrainingOptions, TrainingResult
 from xinyong.packs.schema import GradeBand, Scorecard
+from xinyong.problems import validation_problems, yaml_problem
 
 
 class _Strict(BaseModel):
@@ -180,16 +181,13 @@ def load_model(path: str | Path) -> TrainedModel:
     except UnicodeDecodeError:
         raise ModelInputError(f"{p}: not a model file (not UTF-8 text)") from None
     except yaml.YAMLError as exc:
-        raise ModelInputError(f"{p}: not valid YAML: {exc}") from None
+        raise ModelInputError(f"{p}:{yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ModelInputError(f"{p}: not a model file (a YAML mapping with scorecard, target)")
     try:
         return TrainedModel.model_validate(raw)
     except ValidationError as exc:
-        problems = "\n".join(
-            f"  {'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ModelInputError(f"{p}: not a valid model file:\n{problems}") from None
+        raise ModelInputError(f"{p}: not a valid model file:\n{validation_problems(exc)}") from None
 
 
 _SCORE_KEY = re.compile(r"^score:\s*(#.*)?$")

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from xinyong.ledger.store import Store
 from xinyong.packs.schema import Pack
+from xinyong.problems import validation_problems, yaml_problem
 from xinyong.timeutil import now_utc
 
 
@@ -30,19 +31,13 @@ def load_pack(source: str | Path, *, text: str | None = None) -> Pack:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PackError(f"{name}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise PackError(f"{name}:{yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise PackError(f"{name}: a pack is a YAML mapping with meta, scope, ...")
     try:
         return Pack.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(top)"
-            problems.append(f"  {loc}: {err['msg']}")
-        raise PackError(f"{name}: invalid pack:\n" + "\n".join(problems)) from None
+        raise PackError(f"{name}: invalid pack:\n{validation_problems(exc)}") from None
 
 
 def shipped_pack_paths() -> list[Path]:
