@@ -29,7 +29,7 @@ typecheck: install
 ci: test lint typecheck
 
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --persons 100000
 
 clean:
 	rm -rf $(VENV) out xinyong.duckdb xinyong.duckdb.wal
