@@ -25,7 +25,7 @@ PERSONS = {
 ORGS = ["O1", "O2"]
 # Each example compiles a fresh Ibis query (~2-3 s CPU), so the default stays small;
 # XINYONG_ENGINE_EXAMPLES=100 runs the full property check.
-EXAMPLES = int(os.environ.get("XINYONG_ENGINE_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("XINYONG_ENGINE_EXAMPLES", "25"))
 EPOCH = datetime(2017, 12, 31, 16)  # 2018-01-01 00:00 Asia/Shanghai
 SOURCES = ["court", "city", "lender", "regulator", "adjudicator"]
 
