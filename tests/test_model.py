@@ -241,7 +241,7 @@ def test_bad_evaluation_input_is_refused(work: Path, trained: tuple[Path, dict])
     cases = [
         ([str(out), str(work / "eval_nt.csv")], "no target column 'defaulted'"),
         ([str(out), str(work / "eval_nf.csv")], "no column 'arrears'"),
-        ([str(work / "notamodel.yaml"), str(work / "eval_nt.csv")], "not a valid model file"),
+        ([str(work / "notamodel.yaml"), str(work / "eval_nt.csv")], "invalid model file"),
         ([str(work / "nomodel.yaml"), str(work / "eval_nt.csv")], "cannot read"),
     ]
     for args, message in cases:

@@ -1,9 +1,15 @@
-"""How the project words what is wrong with an input file (one way, everywhere)."""
+"""Reading a YAML document into a pydantic model, and wording what is wrong with
+it (one way, for packs, scenario files and model files)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TypeVar
+
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def validation_problems(exc: ValidationError) -> str:
@@ -18,3 +24,36 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
     return f"{where} not valid YAML: {getattr(exc, 'problem', None) or exc}"
+
+
+def load_document(
+    model: type[M],
+    source: str | Path,
+    *,
+    error: type[ValueError],
+    kind: str,
+    text: str | None = None,
+) -> M:
+    """Read `source` (or `text`, named `source`) as YAML and validate it as `model`.
+
+    Every failure raises `error` with a message naming the file, the place and the
+    reason: unreadable, not UTF-8, not YAML, not a mapping, or invalid as a `kind`.
+    """
+    name = str(source)
+    if text is None:
+        try:
+            text = Path(source).read_text("utf-8")
+        except OSError as exc:
+            raise error(f"{name}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise error(f"{name}: not a {kind} (not UTF-8 text)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{name}:{yaml_problem(exc)}") from None
+    if not isinstance(raw, dict):
+        raise error(f"{name}: not a {kind} (a {kind} is a YAML mapping)")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise error(f"{name}: invalid {kind}:\n{validation_problems(exc)}") from None

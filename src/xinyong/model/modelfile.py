@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from xinyong.model.scoring import SCORE_MAX, SCORE_MIN, TIERS
 from xinyong.model.table import ModelInputError
 from xinyong.model.train import TrainingOptions, TrainingResult
 from xinyong.packs.schema import GradeBand, Scorecard
-from xinyong.problems import validation_problems, yaml_problem
+from xinyong.problems import load_document
 
 
 class _Strict(BaseModel):
@@ -173,21 +173,7 @@ def save_model(model: TrainedModel, path: str | Path) -> None:
 
 
 def load_model(path: str | Path) -> TrainedModel:
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text("utf-8"))
-    except OSError as exc:
-        raise ModelInputError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ModelInputError(f"{p}: not a model file (not UTF-8 text)") from None
-    except yaml.YAMLError as exc:
-        raise ModelInputError(f"{p}:{yaml_problem(exc)}") from None
-    if not isinstance(raw, dict):
-        raise ModelInputError(f"{p}: not a model file (a YAML mapping with scorecard, target)")
-    try:
-        return TrainedModel.model_validate(raw)
-    except ValidationError as exc:
-        raise ModelInputError(f"{p}: not a valid model file:\n{validation_problems(exc)}") from None
+    return load_document(TrainedModel, path, error=ModelInputError, kind="model file")
 
 
 _SCORE_KEY = re.compile(r"^score:\s*(#.*)?$")

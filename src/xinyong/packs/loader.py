@@ -7,12 +7,9 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
 from xinyong.ledger.store import Store
 from xinyong.packs.schema import Pack
-from xinyong.problems import validation_problems, yaml_problem
+from xinyong.problems import load_document
 from xinyong.timeutil import now_utc
 
 
@@ -22,22 +19,7 @@ class PackError(ValueError):
 
 def load_pack(source: str | Path, *, text: str | None = None) -> Pack:
     """Load and validate a pack from a file (or from ``text``, named ``source``)."""
-    name = str(source)
-    if text is None:
-        try:
-            text = Path(source).read_text("utf-8")
-        except OSError as exc:
-            raise PackError(f"{name}: cannot read: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PackError(f"{name}:{yaml_problem(exc)}") from None
-    if not isinstance(raw, dict):
-        raise PackError(f"{name}: a pack is a YAML mapping with meta, scope, ...")
-    try:
-        return Pack.model_validate(raw)
-    except ValidationError as exc:
-        raise PackError(f"{name}: invalid pack:\n{validation_problems(exc)}") from None
+    return load_document(Pack, source, error=PackError, kind="pack", text=text)
 
 
 def shipped_pack_paths() -> list[Path]:

@@ -66,10 +66,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from xinyong.packs.loader import shipped_pack_paths
+from xinyong.problems import load_document
 from xinyong.timeutil import parse_instant, to_local_iso
 
 Instant = datetime | date | str
@@ -198,22 +198,7 @@ def shipped_scenario_paths() -> list[Path]:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"{path}:{where} not valid YAML: {exc}") from None
-    try:
-        return Scenario.model_validate(raw)
-    except ValidationError as exc:
-        problems = [
-            f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        ]
-        raise ScenarioError(f"{path}: invalid scenario:\n" + "\n".join(problems)) from None
+    return load_document(Scenario, path, error=ScenarioError, kind="scenario")
 
 
 def _pack_path(name: str, base: Path) -> Path:
