@@ -109,38 +109,10 @@ class ConsequenceIndex:
     def add_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         """Add consequence rows (columns as in the `consequences` table, in COLUMNS order)."""
         by_subject = self._by_subject
-        for (
-            subject,
-            service,
-            effect,
-            system,
-            basis_kind,
-            basis_id,
-            rule_id,
-            legal_basis,
-            since,
-            until,
-            remedy,
-            via_relation,
-            via_subject,
-        ) in rows:
-            by_subject.setdefault(subject, {}).setdefault(service, []).append(
-                (
-                    _micros(since),
-                    _micros(until),
-                    _RANK[effect],
-                    system,
-                    basis_kind,
-                    basis_id,
-                    rule_id,
-                    legal_basis,
-                    since,
-                    until,
-                    remedy,
-                    via_relation,
-                    via_subject,
-                )
-            )
+        for subject, service, effect, *rest in rows:
+            since, until = rest[5], rest[6]
+            entry: Entry = (_micros(since), _micros(until), _RANK[effect], *rest)  # type: ignore[assignment]
+            by_subject.setdefault(subject, {}).setdefault(service, []).append(entry)
 
     def __len__(self) -> int:
         return len(self._by_subject)
