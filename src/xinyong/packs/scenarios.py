@@ -83,26 +83,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CheckExpectation(_Model):
+class _Expectation(_Model):
+    """What every expectation names: whose, and with what knowledge."""
+
     subject: str
+    known_at: Instant | None = None
+    note: str = ""
+
+
+class CheckExpectation(_Expectation):
     service: str
     decision: str
-    known_at: Instant | None = None
     reasons: list[dict[str, Any]] = Field(default_factory=list)
-    note: str = ""
 
 
-class ScoreExpectation(_Model):
-    subject: str
+class ScoreExpectation(_Expectation):
     system: str
-    known_at: Instant | None = None
     score: float | None = None
     grade: str | None = None
-    note: str = ""
 
 
-class ListEntryExpectation(_Model):
-    subject: str
+class ListEntryExpectation(_Expectation):
     system: str
     list: str
     key: str | None = None
@@ -113,26 +114,18 @@ class ListEntryExpectation(_Model):
     end: Instant | None = None
     ending_record: str | None = None
     end_reason: str | None = None
-    known_at: Instant | None = None
-    note: str = ""
 
 
-class ReportExpectation(_Model):
-    subject: str
+class ReportExpectation(_Expectation):
     system: str
     section: str | None = None
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
-    known_at: Instant | None = None
-    note: str = ""
 
 
-class ExplainExpectation(_Model):
-    subject: str
+class ExplainExpectation(_Expectation):
     system: str | None = None
     contains: list[str] = Field(default_factory=list)
-    known_at: Instant | None = None
-    note: str = ""
 
 
 class Expectation(_Model):
