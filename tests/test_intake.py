@@ -503,3 +503,51 @@ def test_content_hash_is_md5_of_canonical_envelope(reg: Store) -> None:
         f'"type":"court.listing_decision"}}'
     )
     assert row[1] == hashlib.md5(envelope.encode()).digest()
+
+
+def test_date_text_limit_and_optional_attributes(reg: Store) -> None:
+    """CATALOG.md: `valid_until` is a date; statements are at most 4000 characters;
+    a commitment names one of decision_no or case_no."""
+    register_source(reg, "regulator:samr", "regulator")
+    register_source(reg, "portal:subjects", "portal")
+    lic = {"license_no": "L1", "activity": "credit scoring"}
+    rows = [
+        rec(
+            "d1",
+            subject_id=ORG,
+            type="admin.license_granted",
+            source="regulator:samr",
+            attributes={**lic, "valid_until": "2027-01-01"},
+        ),
+        rec(
+            "d2",
+            subject_id=ORG,
+            type="admin.license_granted",
+            source="regulator:samr",
+            attributes={**lic, "valid_until": "2027-13-01"},
+        ),
+        rec(
+            "s1",
+            type="objection.filed",
+            source="portal:subjects",
+            attributes={"target_record_id": "r9", "ground": "other", "statement": "x" * 4001},
+        ),
+        rec(
+            "c1",
+            type="subject.commitment_made",
+            source="portal:subjects",
+            attributes={"decision_no": "D-1", "text": "I will pay"},
+        ),
+    ]
+    result = submit(reg, rows, recorded_at=RECORDED)
+    assert result.accepted == 2
+    reasons = {r.record_id: (r.field, r.reason) for r in result.rejects}
+    assert reasons == {
+        "d2": ("attributes.valid_until", "must be a date YYYY-MM-DD"),
+        "s1": ("attributes.statement", "must be at most 4000 characters"),
+    }
+    stored = reg.sql.execute("SELECT attributes FROM records WHERE record_id = 'c1'").fetchone()
+    assert stored is not None and json.loads(stored[0]) == {
+        "decision_no": "D-1",
+        "text": "I will pay",
+    }

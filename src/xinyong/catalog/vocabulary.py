@@ -13,7 +13,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-AttributeKind = Literal["string", "integer", "number", "enum", "person_id"]
+AttributeKind = Literal["string", "integer", "number", "enum", "person_id", "date"]
+
+#: The longest text an attribute may hold unless the catalog says otherwise.
+DEFAULT_MAX_LENGTH = 4000
 
 
 class AttributeSpec(BaseModel):
@@ -25,10 +28,18 @@ class AttributeSpec(BaseModel):
     max: float | None = None
     exclusive_min: float | None = None
     default: Any = None
+    #: text attributes: at most this many characters (DEFAULT_MAX_LENGTH unless set)
+    max_length: int | None = None
+    #: may be left out without a default (e.g. one of decision_no or case_no)
+    optional: bool = False
 
     @property
     def required(self) -> bool:
-        return self.default is None
+        return self.default is None and not self.optional
+
+    @property
+    def text_limit(self) -> int:
+        return self.max_length if self.max_length is not None else DEFAULT_MAX_LENGTH
 
     @property
     def column_type(self) -> Literal["string", "int64", "float64"]:

@@ -269,8 +269,17 @@ def _value_sql(spec: AttributeSpec, raw: str) -> str:
 def _check_sql(spec: AttributeSpec, raw: str, v: str) -> str:
     """The first problem (text) with a present attribute, or NULL; raw is its JSON
     text, v its value (_value_sql)."""
-    if spec.type in ("string", "enum", "person_id"):
+    if spec.type in ("string", "enum", "person_id", "date"):
         err = f"CASE WHEN NOT starts_with(CAST({raw} AS VARCHAR), '\"') THEN 'must be text'"
+        err += (
+            f" WHEN length({v}) > {spec.text_limit} THEN "
+            f"'must be at most {spec.text_limit} characters'"
+        )
+        if spec.type == "date":
+            err += (
+                f" WHEN NOT regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+                f"OR TRY_CAST({v} AS DATE) IS NULL THEN 'must be a date YYYY-MM-DD'"
+            )
         if spec.type == "enum":
             values = ", ".join(_lit(x) for x in spec.values or ())
             err += (
