@@ -481,7 +481,7 @@ def test_killed_import_leaves_nothing_and_locks_out_writers(tmp_path: Path) -> N
     proc, _ = _child(tmp_path, src)
     try:
         with pytest.raises(RegistryInUse):
-            Store(tmp_path / "reg.duckdb")
+            Store(tmp_path / "reg.duckdb", wait=0.2)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import typer
 
+from xinyong.cli.common import BoundaryGroup
+
 app = typer.Typer(
+    cls=BoundaryGroup,
     name="xinyong",
     help="A rule-of-law social-credit registry on an embedded DuckDB file.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 

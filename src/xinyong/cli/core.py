@@ -1,10 +1,12 @@
-"""The registry's core commands: init, sources, import, evaluate, check, score,
-explain, packs."""
+"""The registry's core commands: init, migrate, sources, import, evaluate, check,
+score, explain, packs. Readers (check, score, explain, packs list/show, sources
+list) open the registry read-only, so that any number of them run at once."""
 
 from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,18 +34,34 @@ packs_app = typer.Typer(help="Rule packs: list, show, lint, install.", no_args_i
 app.add_typer(sources_app, name="sources")
 app.add_typer(packs_app, name="packs")
 
-AtOption = Annotated[str | None, typer.Option("--at", help="Instant asked about (default now).")]
-KnownAtOption = Annotated[
-    str | None, typer.Option("--known-at", help="Use only what the registry knew then.")
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at", help="Instant asked about, ISO 8601 (a date is 00:00 Asia/Shanghai; default now)."
+    ),
 ]
+KnownAtOption = Annotated[
+    str | None,
+    typer.Option("--known-at", help="Use only what the registry knew then (ISO 8601, not future)."),
+]
+
+
+def _known_at(value: str | None) -> datetime | None:
+    """--known-at: what the registry knew then, so never a future instant."""
+    known_t = instant(value, "--known-at")
+    if known_t is not None and known_t > now_utc():
+        fail("--known-at lies in the future; the registry cannot know what it has not seen", 2)
+    return known_t
 
 
 @app.command()
 def init(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     """Create a registry with the shipped rule packs installed."""
+    from xinyong.ledger.store import Store
     from xinyong.packs import install_pack, shipped_pack_paths
 
-    with refused_input(), open_store(db, must_exist=False) as store:
+    # Creates a missing (or empty) file; refuses an existing file that is not a registry.
+    with Store(db) as store:
         installed = [install_pack(store, path) for path in shipped_pack_paths()]
     payload = {
         "db": str(db),
@@ -54,6 +72,29 @@ def init(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     else:
         names = ", ".join(f"{p.system} {p.meta.version}" for p in installed)
         console.print(f"Registry [bold]{db}[/] ready with packs: {names}")
+
+
+@app.command()
+def migrate(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
+    """Upgrade a registry made by an older xinyong to this schema version (back it up
+    first). Nothing else ever changes a registry's schema."""
+    from xinyong.ledger.store import SCHEMA_VERSION
+    from xinyong.ledger.store import migrate as run_migrations
+
+    steps = run_migrations(db)
+    if json:
+        emit_json(
+            {
+                "db": str(db),
+                "schema_version": SCHEMA_VERSION,
+                "steps": [{"from": v, "to": v + 1, "what": w} for v, w in steps],
+            }
+        )
+        return
+    for version, what in steps:
+        console.print(f"schema {version} -> {version + 1}: {what}", highlight=False)
+    state = "migrated to" if steps else "already at"
+    console.print(f"Registry {db} {state} schema version {SCHEMA_VERSION}", highlight=False)
 
 
 @sources_app.command("add")
@@ -79,7 +120,7 @@ def sources_add(
 @sources_app.command("list")
 def sources_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     """List registered sources."""
-    with open_store(db) as store:
+    with open_store(db, read_only=True) as store:
         rows = store.sql.execute(
             "SELECT source_id, kind, registered_at FROM sources ORDER BY source_id"
         ).fetchall()
@@ -154,11 +195,9 @@ def evaluate(
     from xinyong.engine import materialize
 
     as_of_t = instant(as_of, "--as-of") or now_utc()
-    known_t = instant(known_at, "--known-at")
-    if known_t is not None and known_t > now_utc():
-        fail("--known-at lies in the future", 2)
+    known_t = _known_at(known_at)
     started = time.perf_counter()
-    with refused_input(), open_store(db) as store:
+    with refused_input(), open_store(db, needs_packs=True) as store:
         with nullcontext() if json else console.status("evaluating"):
             evaluation = run_evaluation(store, as_of=as_of_t, known_at=known_t)
             run_id = materialize(store, evaluation)
@@ -213,8 +252,8 @@ def check(
     """May SUBJECT use SERVICE at --at? (deny, allow, priority, discount, deposit_free)"""
     from xinyong.checks import check as ask
 
-    at_t, known_t = instant(at, "--at"), instant(known_at, "--known-at")
-    with refused_input(), open_store(db) as store:
+    at_t, known_t = instant(at, "--at"), _known_at(known_at)
+    with refused_input(), open_store(db, read_only=True, needs_packs=True) as store:
         answer = ask(store, subject, service, at=at_t, known_at=known_t)
     if json:
         emit_json(answer.public())
@@ -250,8 +289,8 @@ def score(
     """SUBJECT's score and grade in one system (null when it computes none)."""
     from xinyong.checks import score_of
 
-    at_t, known_t = instant(at, "--at"), instant(known_at, "--known-at")
-    with refused_input(), open_store(db) as store:
+    at_t, known_t = instant(at, "--at"), _known_at(known_at)
+    with refused_input(), open_store(db, read_only=True, needs_packs=True) as store:
         answer = score_of(store, subject, system, at=at_t, known_at=known_t)
     if json:
         emit_json(answer.public())
@@ -278,8 +317,8 @@ def explain(
     """Records, rules, points and legal bases behind SUBJECT's results."""
     from xinyong.checks import explain as build
 
-    at_t, known_t = instant(at, "--at"), instant(known_at, "--known-at")
-    with refused_input(), open_store(db) as store:
+    at_t, known_t = instant(at, "--at"), _known_at(known_at)
+    with refused_input(), open_store(db, read_only=True, needs_packs=True) as store:
         explanation = build(store, subject, system=system, at=at_t, known_at=known_t)
     if json:
         emit_json(explanation.model_dump())
@@ -292,7 +331,7 @@ def explain(
 @packs_app.command("list")
 def packs_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     """Installed pack versions."""
-    with open_store(db) as store:
+    with open_store(db, read_only=True) as store:
         rows = store.sql.execute(
             "SELECT system, version, effective_from, sha256, installed_at FROM packs "
             "ORDER BY system, effective_from"
@@ -327,7 +366,7 @@ def packs_show(
     """Show an installed pack (its YAML, or JSON with --json)."""
     from xinyong.packs import load_pack
 
-    with open_store(db) as store:
+    with open_store(db, read_only=True) as store:
         if version is None:
             row = store.sql.execute(
                 "SELECT version, body FROM packs WHERE system = ? "
@@ -391,15 +430,20 @@ def packs_install(
     from xinyong.packs import install_pack
 
     with refused_input(), open_store(db) as store:
+        count = "SELECT count(*) FROM packs"
+        before = store.sql.execute(count).fetchone()[0]
         pack = install_pack(store, file)
+        new = store.sql.execute(count).fetchone()[0] > before
     payload = {
         "system": pack.system,
         "version": pack.meta.version,
         "effective_from": str(pack.meta.effective_from),
+        "installed": new,
     }
     if json:
         emit_json(payload)
     else:
+        state = "installed" if new else "already installed (identical):"
         console.print(
-            f"installed {pack.system} {pack.meta.version} (effective {pack.meta.effective_from})"
+            f"{state} {pack.system} {pack.meta.version} (effective {pack.meta.effective_from})"
         )

@@ -1,5 +1,5 @@
 """The append-only bitemporal ledger: storage, intake and bulk import."""
 
-from xinyong.ledger.store import RegistryInUse, Store
+from xinyong.ledger.store import RegistryError, RegistryInUse, RegistryOutdated, Store
 
-__all__ = ["RegistryInUse", "Store"]
+__all__ = ["RegistryError", "RegistryInUse", "RegistryOutdated", "Store"]

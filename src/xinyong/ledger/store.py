@@ -25,32 +25,70 @@ consequences   system, subject_id, service, effect, rule_id, basis_kind ('list'|
                basis_id, legal_basis, since, until, remedy, via_relation, via_subject
                                                                     (latest run)
 
+meta           key, value: `format` = 'xinyong-registry' (the marker that this file is a
+               registry) and `schema_version` (see MIGRATIONS)
+
 DDL is built from fixed strings and catalog names (package data, validated),
 never from user or pack input.
+
+Fail closed: a Store opens only a file that says it is a registry of this schema
+version. A missing file is created (never in read-only mode), an empty (0-byte) one
+too; anything else (a CSV, a Parquet file, a DuckDB file without the marker, a
+directory, a path in a missing folder) is refused with RegistryError. A registry of
+an older schema version is refused until `xinyong migrate` (`migrate()`) upgrades
+it, one numbered step at a time; nothing upgrades silently. Read-only stores run no
+schema setup, so any number of readers share the file; a file locked by a writer is
+retried for a bounded time (XINYONG_BUSY_TIMEOUT seconds), then RegistryInUse.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import ibis
-from ibis.backends.duckdb import Backend as DuckDBBackend
 
 from xinyong.catalog import load_catalog
 from xinyong.catalog.vocabulary import attribute_column
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from ibis.backends.duckdb import Backend as DuckDBBackend
+
+#: The marker in `meta` that says a DuckDB file is a xinyong registry.
+FORMAT = "xinyong-registry"
+SCHEMA_VERSION = 2
+
+#: DuckDB writes this at byte 8 of every database file: checked before connecting,
+#: so that DuckDB is never handed (and never writes into) a file of another kind.
+_DUCKDB_MAGIC = b"DUCK"
 
 _SQL_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE"}
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-class RegistryInUse(RuntimeError):
+class RegistryError(ValueError):
+    """The path does not hold a usable registry (the message names it and what to do)."""
+
+
+class RegistryInUse(RegistryError):
     """Another process holds the registry file open for writing."""
+
+
+class RegistryOutdated(RegistryError):
+    """The registry has an older schema version: `xinyong migrate` upgrades it."""
+
+
+def busy_timeout() -> float:
+    """Seconds to wait for a registry locked by another process (XINYONG_BUSY_TIMEOUT)."""
+    try:
+        return max(0.0, float(os.environ.get("XINYONG_BUSY_TIMEOUT", "10")))
+    except ValueError:
+        return 10.0
 
 
 def _quote(name: str) -> str:
@@ -106,21 +144,51 @@ _FIXED_TABLES = {
 
 
 class Store:
-    """An open registry file. Use as a context manager; one writer process at a time."""
+    """An open registry file. Use as a context manager; one writer process at a time,
+    any number of read-only ones (when no writer holds it).
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    `create`: make the registry if the path is missing or an empty file (ignored
+    when read_only). `migrating`: open an older schema version (for `migrate`).
+    `wait`: seconds to retry a file locked by another process (default
+    `busy_timeout()`)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        create: bool = True,
+        migrating: bool = False,
+        wait: float | None = None,
+    ) -> None:
         self.path = str(path)
+        self.read_only = read_only
+        fresh = self.path == ":memory:" or _check_path(Path(self.path), read_only, create)
+        self.sql: duckdb.DuckDBPyConnection = _connect(
+            self.path, read_only, busy_timeout() if wait is None else wait
+        )
+        self._ibis: DuckDBBackend | None = None
+        # The settings Ibis gives its connections, so that SQL and Ibis agree.
+        self.sql.execute("SET TimeZone = 'UTC'")
+        self.sql.execute("SET python_enable_replacements = false")
         try:
-            self.ibis: DuckDBBackend = ibis.duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise RegistryInUse(
-                    f"registry {self.path} is in use by another process; try again when it ends"
-                ) from exc
+            if fresh:
+                self.ensure_schema()
+            else:
+                self._check_version(migrating)
+        except BaseException:
+            self.sql.close()
             raise
-        self.sql: duckdb.DuckDBPyConnection = self.ibis.con
-        if not read_only:
-            self.ensure_schema()
+
+    @property
+    def ibis(self) -> DuckDBBackend:
+        """An Ibis backend over the same connection (imported only when asked: the
+        commands that answer from tables never load Ibis)."""
+        if self._ibis is None:
+            import ibis
+
+            self._ibis = ibis.duckdb.from_connection(self.sql)
+        return self._ibis
 
     def __enter__(self) -> Store:
         return self
@@ -134,10 +202,45 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        self.ibis.disconnect()
+        self.sql.close()
+
+    def schema_version(self) -> int | None:
+        """The schema version the file records (None: not a registry)."""
+        tables = {r[0] for r in self.sql.execute("SHOW TABLES").fetchall()}
+        if "meta" not in tables:
+            return None
+        meta = dict(self.sql.execute("SELECT key, value FROM meta").fetchall())
+        version = meta.get("schema_version")
+        if version is None or not str(version).isdigit():
+            return None
+        # Version 1 registries predate the format marker; later ones must carry it.
+        if int(version) >= 2 and meta.get("format") != FORMAT:
+            return None
+        return int(version)
+
+    def _check_version(self, migrating: bool) -> None:
+        version = self.schema_version()
+        if version is None:
+            raise RegistryError(
+                f"{self.path} is a DuckDB file but not a xinyong registry; "
+                "check --db / XINYONG_DB, or create one with `xinyong init`"
+            )
+        if version > SCHEMA_VERSION:
+            raise RegistryError(
+                f"{self.path} has schema version {version}, newer than this xinyong "
+                f"({SCHEMA_VERSION}); upgrade xinyong"
+            )
+        if version < SCHEMA_VERSION and not migrating:
+            raise RegistryOutdated(
+                f"{self.path} has schema version {version}, this xinyong needs "
+                f"{SCHEMA_VERSION}; run `xinyong migrate --db {self.path}` (back the file up first)"
+            )
 
     def ensure_schema(self) -> None:
-        """Create missing tables and add columns for attributes new in the catalog."""
+        """Create the tables of a new registry (also: missing tables and catalog columns,
+        a migration step) and write its format marker and version."""
+        if self.read_only:
+            raise RegistryError(f"{self.path} is open read-only; it cannot be set up")
         for table, body in _FIXED_TABLES.items():
             self.sql.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
         cols = record_columns()
@@ -157,6 +260,9 @@ class Store:
                     f"{sql_type.replace(' NOT NULL', '')}"
                 )
         self.sql.execute(
+            "INSERT INTO meta VALUES ('format', ?) ON CONFLICT (key) DO NOTHING", [FORMAT]
+        )
+        self.sql.execute(
             "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
             [str(SCHEMA_VERSION)],
         )
@@ -164,3 +270,94 @@ class Store:
     def table(self, name: str) -> Any:
         """An Ibis table expression over one of the registry's tables."""
         return self.ibis.table(name)
+
+    def has_packs(self) -> bool:
+        row = self.sql.execute("SELECT count(*) FROM packs").fetchone()
+        return bool(row and row[0])
+
+
+def _check_path(path: Path, read_only: bool, create: bool) -> bool:
+    """Whether `path` is to be created as a new registry; RegistryError for a path that
+    cannot hold one. An existing file must look like a DuckDB database."""
+    where = f"{path}"
+    if path.is_dir():
+        raise RegistryError(f"{where} is a directory, not a registry file; check --db")
+    if not path.parent.is_dir():
+        raise RegistryError(f"{where}: folder {path.parent} does not exist; check --db")
+    if not path.exists() or path.stat().st_size == 0:
+        if read_only or not create:
+            raise RegistryError(
+                f"no registry at {where}; create one with `xinyong init --db {path}`"
+            )
+        if not os.access(path.parent, os.W_OK):
+            raise RegistryError(f"{where}: folder {path.parent} is not writable")
+        # DuckDB refuses an empty file; an empty file holds nothing to keep.
+        path.unlink(missing_ok=True)
+        return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise RegistryError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    if head[8:12] != _DUCKDB_MAGIC:
+        raise RegistryError(
+            f"{where} is not a xinyong registry (not a DuckDB file); check --db / XINYONG_DB"
+        )
+    if not read_only and not os.access(path, os.W_OK):
+        raise RegistryError(f"{where} is not writable")
+    return False
+
+
+def _connect(path: str, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """Connect, retrying while another process holds the file's lock (up to `wait` s)."""
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" not in text.lower():
+                raise RegistryError(f"{path}: cannot open the registry: {text}") from None
+            if time.monotonic() >= deadline:
+                raise RegistryInUse(
+                    f"registry {path} is in use by another process (a writer such as an "
+                    "import or an evaluation); try again when it ends"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        except duckdb.Error as exc:
+            raise RegistryError(f"{path}: cannot open the registry: {exc}") from None
+
+
+#: Schema upgrades, each from version n to n + 1: (what it does, the step).
+MIGRATIONS: dict[int, tuple[str, Callable[[Store], None]]] = {
+    1: (
+        "mark the file as a xinyong registry; add tables and catalog columns it lacks",
+        Store.ensure_schema,
+    ),
+}
+
+
+def migrate(path: str | Path, *, wait: float | None = None) -> list[tuple[int, str]]:
+    """Upgrade the registry at `path` to SCHEMA_VERSION, one step at a time, each in
+    its own transaction. Returns the steps run ((from version, description))."""
+    done: list[tuple[int, str]] = []
+    with Store(path, create=False, migrating=True, wait=wait) as store:
+        version = store.schema_version()
+        assert version is not None  # _check_version refused a non-registry
+        while version < SCHEMA_VERSION:
+            what, step = MIGRATIONS[version]
+            store.sql.execute("BEGIN TRANSACTION")
+            try:
+                step(store)
+                store.sql.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version + 1)]
+                )
+                store.sql.execute("COMMIT")
+            except BaseException:
+                store.sql.execute("ROLLBACK")
+                raise
+            done.append((version, what))
+            version += 1
+    return done
