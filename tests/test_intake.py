@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import make_person_id, make_uscc
-from xinyong.ledger import intake
+from xinyong.ledger import commit
 from xinyong.ledger.intake import (
     FileFormatError,
     import_file,
@@ -436,24 +436,24 @@ def test_injected_failure_rolls_back(reg: Store, monkeypatch: pytest.MonkeyPatch
     def boom() -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(intake, "_before_commit", boom)
+    monkeypatch.setattr(commit, "_before_commit", boom)
     with pytest.raises(RuntimeError):
         submit(reg, [rec("a"), rec("b")], recorded_at=RECORDED)
     assert count(reg) == 0 and count(reg, "batches") == 0
-    monkeypatch.setattr(intake, "_before_commit", None)
+    monkeypatch.setattr(commit, "_before_commit", None)
     assert submit(reg, [rec("a")], recorded_at=RECORDED).batch_id == 1
 
 
 _CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from xinyong.ledger import intake
+    from xinyong.ledger import commit, intake
     from xinyong.ledger.store import Store
     db, src, marker = sys.argv[1:4]
     def hang():
         Path(marker).write_text("in transaction")
         time.sleep(600)
-    intake._before_commit = hang
+    commit._before_commit = hang
     with Store(db) as st:
         intake.import_file(st, src, progress=False)
 """)

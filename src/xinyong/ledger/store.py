@@ -46,7 +46,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -361,3 +362,16 @@ def migrate(path: str | Path, *, wait: float | None = None) -> list[tuple[int, s
             done.append((version, what))
             version += 1
     return done
+
+
+@contextmanager
+def registered(con: Any, **tables: Any) -> Iterator[None]:
+    """Arrow tables visible to SQL under the given names for the block's statements
+    (how input values reach SQL: never as text in a statement)."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield
+    finally:
+        for name in tables:
+            con.unregister(name)
