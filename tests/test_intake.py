@@ -372,7 +372,8 @@ def test_formats_are_equivalent(tmp_path: Path, name: str) -> None:
             path = _write(tmp_path / fname, _sample(), struct=name.startswith("struct"))
             res = import_file(st, path, progress=False, recorded_at=RECORDED)
             assert (res.accepted, res.rejected) == (4, 1)
-            assert res.rejects_file == tmp_path / (fname + ".rejects.jsonl")
+            # by default next to the registry, named after the batch
+            assert res.rejects_file == tmp_path / f"{label}.duckdb.batch-1.rejects.jsonl"
             lines = [json.loads(x) for x in res.rejects_file.read_text().splitlines()]
             assert lines[0]["record_id"] == "bad" and lines[0]["field"] == "attributes.speed"
             results.append(_ledger(st))
@@ -402,10 +403,6 @@ def test_strict_refuses_everything(reg: Store, tmp_path: Path) -> None:
 
 
 def test_malformed_files(reg: Store, tmp_path: Path) -> None:
-    bad_json = tmp_path / "a.jsonl"
-    bad_json.write_text(json.dumps(rec()) + "\n\n{not json\n")
-    with pytest.raises(FileFormatError, match=r"a\.jsonl, line 3"):
-        import_file(reg, bad_json, progress=False)
     missing = tmp_path / "b.csv"
     missing.write_text("record_id,subject_id,type\nr1,x,y\n")
     with pytest.raises(FileFormatError, match="missing column.*occurred_at"):
@@ -551,3 +548,112 @@ def test_date_text_limit_and_optional_attributes(reg: Store) -> None:
         "decision_no": "D-1",
         "text": "I will pay",
     }
+
+
+# ---------------------------------------------------------------- issue 6: hostile input
+
+
+def test_a_malformed_json_line_is_one_reject_placed_where_it_breaks(
+    reg: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "cut.jsonl"
+    cut = json.dumps(rec("r2"))[:-1]  # the line ends before the record's closing brace
+    path.write_text(json.dumps(rec("r1")) + "\n" + cut + "\n" + json.dumps(rec("r3")) + "\n")
+    res = import_file(reg, path, progress=False, recorded_at=RECORDED)
+    assert (res.accepted, res.rejected) == (2, 1)
+    bad = res.rejects[0]
+    assert bad.row == 2 and "not valid JSON" in bad.reason
+    assert f"column {len(cut) + 1}" in bad.reason  # at the end of the line, not column 1
+
+
+def test_byte_order_marks_and_json_arrays_are_read(reg: Store, tmp_path: Path) -> None:
+    jsonl = _write(tmp_path / "bom.jsonl", [rec("j1")])
+    jsonl.write_bytes(b"\xef\xbb\xbf" + jsonl.read_bytes())
+    table = _write(tmp_path / "bom.csv", [rec("c1")])
+    table.write_bytes(b"\xef\xbb\xbf" + table.read_bytes())
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps([rec("a1"), rec("a2", record_id=7)]), "utf-8")
+    for path, accepted in ((jsonl, 1), (table, 1), (array, 1)):
+        res = import_file(reg, path, progress=False, recorded_at=RECORDED)
+        assert res.accepted == accepted, (path, res.rejects)
+    res = import_file(reg, array, progress=False, recorded_at=RECORDED)
+    assert res.duplicates == 1 and res.rejects[0].row == 2  # position in the array
+    assert count(reg) == 3
+
+
+def test_duplicated_csv_header_is_refused_with_its_name(reg: Store, tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text(
+        "record_id,subject_id,type,occurred_at,source,attributes,record_id\n"
+        f"r1,{PID},traffic.red_light,2024-03-05,{CITY},{{}},r1\n"
+    )
+    with pytest.raises(FileFormatError, match="'record_id' appears twice"):
+        import_file(reg, path, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("record_id", "reason"),
+    [
+        (" ", "must not be blank"),
+        ("\u3000", "must not be blank"),  # ideographic space
+        ("r\x00", "no control or bidirectional"),
+        ("r\u202e1", "no control or bidirectional"),
+        ("r\u200f", "no control or bidirectional"),
+    ],
+)
+def test_ids_are_printable_text(reg: Store, record_id: str, reason: str) -> None:
+    field, got = one_reject(reg, rec(record_id))
+    assert field == "record_id" and reason in got
+
+
+def test_source_ids_are_printable_text(store: Store) -> None:
+    with pytest.raises(ValueError, match="printable"):
+        register_source(store, "court:\u202eevil", "court")
+
+
+def test_conduct_before_birth_is_refused(reg: Store) -> None:
+    # PID was born 1990-05-17 (identity number): 1990-05-16 is the day before
+    field, reason = one_reject(reg, rec(occurred_at="1990-05-16"))
+    assert field == "occurred_at" and "before the subject was born (1990-05-17" in reason
+    assert submit(reg, [rec(occurred_at="1990-05-17")], recorded_at=RECORDED).accepted == 1
+
+
+def test_rejects_path_is_checked_before_anything_is_committed(reg: Store, tmp_path: Path) -> None:
+    path = _write(tmp_path / "x.jsonl", _sample())
+    for where, message in (
+        (tmp_path, "is a directory"),
+        (tmp_path / "missing" / "r.jsonl", "does not exist"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            import_file(reg, path, rejects_path=where, progress=False, recorded_at=RECORDED)
+        assert count(reg) == 0 and count(reg, "batches") == 0
+
+
+def test_report_named_after_the_batch_and_never_stale(reg: Store, tmp_path: Path) -> None:
+    path = _write(tmp_path / "x.jsonl", _sample())
+    res = import_file(reg, path, progress=False, recorded_at=RECORDED)
+    assert (
+        res.batch_id == 1 and res.rejects_file == tmp_path / "registry.duckdb.batch-1.rejects.jsonl"
+    )
+    assert not (tmp_path / "x.jsonl.rejects.jsonl").exists()  # not next to the input
+    given = tmp_path / "mine.jsonl"
+    given.write_text("stale\n")
+    clean = _write(tmp_path / "y.jsonl", [rec("fresh")])
+    res = import_file(reg, clean, rejects_path=given, progress=False, recorded_at=RECORDED)
+    assert res.rejected == 0 and given.read_text() == ""  # the old report is gone
+    strict = import_file(reg, path, strict=True, progress=False, recorded_at=RECORDED)
+    assert strict.refused and strict.rejects_file is not None
+    assert strict.rejects_file.name.startswith("registry.duckdb.refused-")
+
+
+def test_files_over_the_size_limit_are_refused(
+    reg: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path / "x.jsonl", _sample())
+    monkeypatch.setenv("XINYONG_MAX_IMPORT_BYTES", "100")
+    with pytest.raises(FileFormatError, match="over the import limit of 100 bytes"):
+        import_file(reg, path, progress=False)
+    folder = tmp_path / "d.jsonl"
+    folder.mkdir()
+    with pytest.raises(FileFormatError, match="is a directory"):
+        import_file(reg, folder, progress=False)

@@ -3,6 +3,8 @@ transaction (all or nothing, also when the process is killed)."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -29,6 +31,65 @@ class ImportResult:
     recorded_at: datetime | None = None
 
 
+@dataclass
+class RejectsReport:
+    """Where an import's rejects go: the path given (always written, empty when
+    nothing was rejected, so no stale report stays there), or by default a file next
+    to the registry named after the batch (`<registry>.batch-<id>.rejects.jsonl`;
+    `<registry>.refused-<recorded_at>.rejects.jsonl` when nothing was committed),
+    written only when there are rejects. Checked before anything is read, written
+    before the commit: an import never commits and then fails on its report."""
+
+    given: Path | None
+    folder: Path
+    stem: str
+
+    @classmethod
+    def for_import(cls, store: Store, source: Path, given: str | Path | None) -> RejectsReport:
+        registry = Path(store.path)
+        if store.path == ":memory:":
+            registry = source
+        report = cls(Path(given) if given is not None else None, registry.parent, registry.name)
+        report.check()
+        return report
+
+    def check(self) -> None:
+        """ValueError, naming the path, unless the report can be written."""
+        if self.given is not None:
+            if self.given.is_dir():
+                raise ValueError(f"--rejects {self.given} is a directory; name a file in it")
+            if self.given.exists() and not os.access(self.given, os.W_OK):
+                raise ValueError(f"--rejects {self.given} is not writable")
+            folder = self.given.parent
+        else:
+            folder = self.folder
+        if not folder.is_dir():
+            raise ValueError(f"rejects report folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise ValueError(f"rejects report folder {folder} is not writable; use --rejects")
+
+    def write(self, rejects: list[Reject], batch_id: int | None, stamp: datetime) -> Path | None:
+        if self.given is None and not rejects:
+            return None
+        if self.given is not None:
+            target = self.given
+        elif batch_id is not None:
+            target = self.folder / f"{self.stem}.batch-{batch_id}.rejects.jsonl"
+        else:
+            target = self.folder / f"{self.stem}.refused-{stamp:%Y%m%dT%H%M%S%f}.rejects.jsonl"
+        # written whole, then renamed: a reader never sees half a report
+        partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+        try:
+            with partial.open("w", encoding="utf-8") as fh:
+                for rej in rejects:
+                    fh.write(json.dumps(rej.as_dict(), ensure_ascii=False) + "\n")
+            os.replace(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise ValueError(f"{target}: cannot write the rejects report: {exc.strerror}") from None
+        return target
+
+
 #: test hook: called inside the write transaction, before COMMIT
 _before_commit: Callable[[], None] | None = None
 
@@ -42,8 +103,20 @@ def commit_batch(
     strict: bool,
     stamp: datetime,
     stage: Callable[[str], None],
+    report: RejectsReport | None = None,
 ) -> ImportResult:
+    """Commit the valid, new rows of _xin_v and their batch; write the rejects report
+    (before COMMIT). With strict, any reject refuses everything."""
     con = store.sql
+
+    written: list[Path] = []
+
+    def write_report(batch_id: int | None) -> None:
+        if report is not None:
+            result.rejects_file = report.write(rejects, batch_id, stamp)
+            if result.rejects_file is not None and report.given is None:
+                written.append(result.rejects_file)
+
     invalid = con.execute(
         "SELECT _row, record_id, err_field, err_reason FROM _xin_v WHERE err_field IS NOT NULL"
     ).fetchall()
@@ -67,9 +140,11 @@ def commit_batch(
             con.execute("ROLLBACK")
             result.accepted = 0
             result.refused = True
+            write_report(None)
             return result
         if accepted == 0:
             con.execute("ROLLBACK")
+            write_report(None)
             return result
         stage("writing")
         row = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
@@ -97,12 +172,16 @@ def commit_batch(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
             [batch_id, file, stamp, accepted, duplicates, len(rejects)],
         )
+        write_report(batch_id)
         if _before_commit is not None:
             _before_commit()
         con.execute("COMMIT")
     except BaseException:
         with suppress(Exception):  # already rolled back
             con.execute("ROLLBACK")
+        # a report of a batch that was not committed would mislead
+        for path in written:
+            path.unlink(missing_ok=True)
         raise
     result.batch_id = batch_id
     return result

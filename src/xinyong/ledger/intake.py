@@ -19,9 +19,12 @@ envelope fields; subject identifier (`catalog.identifiers`); type in the catalog
 occurred_at an ISO 8601 date or date-time; source registered; the source's kind
 allowed for the type; the subject's kind allowed for the type; attributes an
 object with exactly the type's attributes, of the right types, enums and ranges
-(`person_id` attributes valid identity numbers); occurred_at not after
-recorded_at. Then: a record_id already in the ledger (or earlier in the batch)
-with the same content is a duplicate (a no-op), with other content a conflict;
+(`person_id` attributes valid identity numbers); occurred_at not before the
+subject's birth (persons: the date in the identity number; an organization's
+registration date is not known to the registry, its code carries none);
+occurred_at not after recorded_at. Record ids are non-blank printable text, no
+control or bidirectional characters. Then: a record_id already in the ledger (or
+earlier in the batch) with the same content is a duplicate (a no-op), with other content a conflict;
 `record.revoked` must name an existing record (ledger, or earlier in the batch)
 of the same source unless the revoking source is an adjudicator.
 
@@ -41,14 +44,15 @@ parameters.
 
 from __future__ import annotations
 
-import json
+import os
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from xinyong.catalog import load_catalog
-from xinyong.ledger.commit import ImportResult, commit_batch
+from xinyong.ledger.commit import ImportResult, RejectsReport, commit_batch
 from xinyong.ledger.envelope import prepare
 from xinyong.ledger.readers import (
     FileFormatError,
@@ -57,6 +61,7 @@ from xinyong.ledger.readers import (
     detect_format,
     from_records,
     read_csv,
+    read_json,
     read_jsonl,
     read_parquet,
 )
@@ -81,6 +86,11 @@ def register_source(store: Store, source_id: str, kind: str) -> None:
         raise ValueError(f"unknown source kind {kind!r}; one of {', '.join(catalog.source_kinds)}")
     if not isinstance(source_id, str) or not source_id.strip() or len(source_id) > 128:
         raise ValueError("source id must be 1-128 characters of text")
+    if not printable_id(source_id):
+        raise ValueError(
+            f"source id {source_id!r} must be printable text (no control or bidirectional "
+            "characters)"
+        )
     row = store.sql.execute("SELECT kind FROM sources WHERE source_id = ?", [source_id]).fetchone()
     if row is not None:
         if row[0] != kind:
@@ -116,35 +126,57 @@ def import_file(
     progress: bool = True,
     recorded_at: datetime | None = None,
 ) -> ImportResult:
-    """Bulk import of a JSON Lines, CSV or Parquet file. Rejects go to a JSON Lines
-    report (default `<file>.rejects.jsonl`, written only when there are rejects).
-    Raises FileFormatError for a file that cannot be read as records."""
+    """Bulk import of a JSON Lines, JSON (an array), CSV or Parquet file. Rejects go
+    to a JSON Lines report (`RejectsReport`: the path given, or next to the registry
+    named after the batch). Raises FileFormatError for a file that cannot be read
+    as records or is over the size limit (`max_import_bytes`), ValueError for a
+    report that cannot be written; both before anything is committed."""
     path = Path(path)
     fmt = detect_format(path)
     if not path.exists():
         raise FileFormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise FileFormatError(f"{path} is a directory; name a file of records")
+    size, limit = path.stat().st_size, max_import_bytes()
+    if size > limit:
+        raise FileFormatError(
+            f"{path}: {size} bytes, over the import limit of {limit} bytes; split the file "
+            "or raise XINYONG_MAX_IMPORT_BYTES"
+        )
+    report = RejectsReport.for_import(store, path, rejects_path)
     with _Progress(progress, path.name) as prog:
         prog.stage("reading")
         if fmt == "jsonl":
             normalized = read_jsonl(path)
+        elif fmt == "json":
+            normalized = read_json(path)
         elif fmt == "csv":
             normalized = read_csv(path)
         else:
             normalized = read_parquet(path, store.sql)
-        result = _ingest(
-            store, normalized, file=str(path), strict=strict, recorded_at=recorded_at, progress=prog
+        return _ingest(
+            store,
+            normalized,
+            file=str(path),
+            strict=strict,
+            recorded_at=recorded_at,
+            progress=prog,
+            report=report,
         )
-    report = (
-        Path(rejects_path)
-        if rejects_path is not None
-        else path.with_name(path.name + ".rejects.jsonl")
-    )
-    if result.rejects:
-        with report.open("w", encoding="utf-8") as fh:
-            for rej in result.rejects:
-                fh.write(json.dumps(rej.as_dict(), ensure_ascii=False) + "\n")
-        result.rejects_file = report
-    return result
+
+
+def printable_id(text: str) -> bool:
+    """No control, format (bidirectional marks among them), private-use or line
+    separator characters: the same rule as for record ids in the validation statement."""
+    return not any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Zl", "Zp") for c in text)
+
+
+def max_import_bytes() -> int:
+    """The largest file `import_file` reads (XINYONG_MAX_IMPORT_BYTES, default 16 GiB)."""
+    try:
+        return int(os.environ.get("XINYONG_MAX_IMPORT_BYTES", str(16 << 30)))
+    except ValueError:
+        raise ValueError("XINYONG_MAX_IMPORT_BYTES must be a whole number of bytes") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -196,6 +228,7 @@ def _ingest(
     strict: bool,
     recorded_at: datetime | None,
     progress: _Progress | None,
+    report: RejectsReport | None = None,
 ) -> ImportResult:
     con = store.sql
     stamp = recorded_at if recorded_at is not None else now_utc()
@@ -212,5 +245,12 @@ def _ingest(
         validated = con.execute(validation_sql(), {"recorded_at": stamp}).to_arrow_table()
     with registered(con, _xin_v=validated):
         return commit_batch(
-            store, rejects, table.num_rows, file=file, strict=strict, stamp=stamp, stage=stage
+            store,
+            rejects,
+            table.num_rows,
+            file=file,
+            strict=strict,
+            stamp=stamp,
+            stage=stage,
+            report=report,
         )

@@ -55,14 +55,16 @@ class Normalized:
 def detect_format(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     last = suffixes[-1] if suffixes else ""
-    if last in (".jsonl", ".ndjson", ".json"):
+    if last in (".jsonl", ".ndjson"):
         return "jsonl"
+    if last == ".json":
+        return "json"
     if last in (".csv",):
         return "csv"
     if last in (".parquet", ".pq"):
         return "parquet"
     raise FileFormatError(
-        f"{path}: unknown file type {last or '(none)'!r}; use .jsonl, .csv or .parquet"
+        f"{path}: unknown file type {last or '(none)'!r}; use .jsonl, .json, .csv or .parquet"
     )
 
 
@@ -125,24 +127,63 @@ def from_records(records: Iterable[Any]) -> Normalized:
     return b.result()
 
 
+def read_json(path: Path, tick: Callable[[int], None] | None = None) -> Normalized:
+    """A .json file: one array of records (rows numbered by position from 1), or
+    JSON Lines under another name."""
+    try:
+        with path.open("r", encoding="utf-8-sig") as fh:
+            head = fh.read(4096).lstrip()
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{path}: not UTF-8 text: {exc.reason}") from None
+    if not head.startswith("["):
+        return read_jsonl(path, tick)
+    try:
+        records = json.loads(path.read_text("utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(
+            f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{path}: not UTF-8 text: {exc.reason}") from None
+    if not isinstance(records, list):
+        raise FileFormatError(f"{path}: a .json file holds one array of records")
+    return from_records(records)
+
+
 def read_jsonl(path: Path, tick: Callable[[int], None] | None = None) -> Normalized:
+    """JSON Lines: one record per line; a line that is not JSON is a reject of its own
+    (the other lines are judged as usual)."""
     b = _Builder()
     try:
-        fh = path.open("r", encoding="utf-8")
+        # utf-8-sig: a byte-order mark at the start is not part of the first record
+        fh = path.open("r", encoding="utf-8-sig")
     except OSError as exc:
         raise FileFormatError(f"{path}: cannot open: {exc.strerror or exc}") from None
     with fh:
         lineno = 0
         try:
             for lineno, line in enumerate(fh, start=1):  # noqa: B007
-                if not line.strip():
+                text = line.rstrip("\r\n")
+                if not text.strip():
                     continue
                 try:
-                    rec = json.loads(line)
+                    rec = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    raise FileFormatError(
-                        f"{path}, line {lineno}, column {exc.colno}: not valid JSON: {exc.msg}"
-                    ) from None
+                    # without the line end, a record cut short is placed at its end
+                    b.rejects.append(
+                        Reject(
+                            None,
+                            lineno,
+                            "(record)",
+                            f"column {exc.colno}: not valid JSON: {exc.msg}",
+                        )
+                    )
+                    continue
+                except RecursionError:
+                    b.rejects.append(Reject(None, lineno, "(record)", "JSON nested too deeply"))
+                    continue
                 b.add(lineno, rec)
                 if tick is not None and lineno % 65536 == 0:
                     tick(65536)
@@ -154,6 +195,11 @@ def read_jsonl(path: Path, tick: Callable[[int], None] | None = None) -> Normali
 
 
 def _check_columns(path: Path, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise FileFormatError(f"{path}: column {name!r} appears twice in the header")
+        seen.add(name)
     missing = [c for c in ENVELOPE if c not in names]
     if missing:
         raise FileFormatError(
@@ -168,7 +214,7 @@ def read_csv(path: Path) -> Normalized:
     import pyarrow.csv as pacsv
 
     try:
-        with path.open("r", encoding="utf-8", newline="") as fh:
+        with path.open("r", encoding="utf-8-sig", newline="") as fh:
             header = fh.readline()
     except OSError as exc:
         raise FileFormatError(f"{path}: cannot open: {exc.strerror or exc}") from None

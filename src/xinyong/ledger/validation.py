@@ -145,10 +145,13 @@ OCC_SQL = f"""CASE
     ELSE TRY_CAST(OCC_TEXT AS TIMESTAMP) - INTERVAL 8 HOUR END
 END"""
 
-_ENVELOPE_ERRORS = """
+_ENVELOPE_ERRORS = r"""
       WHEN record_id IS NULL THEN ['record_id', 'missing']
       WHEN length(record_id) < 1 OR length(record_id) > 128
         THEN ['record_id', 'must be 1-128 characters']
+      WHEN regexp_full_match(record_id, '[\s\p{Z}]*') THEN ['record_id', 'must not be blank']
+      WHEN regexp_matches(record_id, '[\p{Cc}\p{Cf}\p{Co}\p{Zl}\p{Zp}]')
+        THEN ['record_id', 'must be printable text (no control or bidirectional characters)']
       WHEN sid_raw IS NULL THEN ['subject_id', 'missing']
       WHEN sid_kind IS DISTINCT FROM 1 AND sid_kind IS DISTINCT FROM 2
         THEN ['subject_id', coalesce(sid_reason, 'invalid identifier')]
@@ -377,6 +380,9 @@ WITH parsed AS (
   SELECT *, {", ".join(checks)} FROM judged
 ), checked AS (
   SELECT a.*, CASE WHEN err1 IS NOT NULL THEN err1 {" ".join(errors)} {person_checks} {cross}
+      WHEN occurred_at < CAST(birth_date AS TIMESTAMP) - INTERVAL 8 HOUR
+        THEN ['occurred_at', 'before the subject was born ('
+              || strftime(birth_date, '%Y-%m-%d') || ', from the identity number)']
       WHEN occurred_at > $recorded_at
         THEN ['occurred_at', 'date in the future (after recorded_at '
               || strftime($recorded_at, '%Y-%m-%dT%H:%M:%SZ') || ')']
