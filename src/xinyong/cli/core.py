@@ -292,13 +292,13 @@ def score(
     at_t, known_t = instant(at, "--at"), _known_at(known_at)
     with refused_input(), open_store(db, read_only=True, needs_packs=True) as store:
         answer = score_of(store, subject, system, at=at_t, known_at=known_t)
+        if answer.score is None and not json:
+            why = _no_scores(store, answer.subject_id, [system], at_t, known_t)[system][0]
     if json:
         emit_json(answer.public())
         return
     if answer.score is None:
-        console.print(
-            f"{answer.subject_id}: no {system} score (no consent, under age or out of scope)"
-        )
+        console.print(f"{answer.subject_id}: no {system} score: {why}", highlight=False)
     else:
         console.print(
             f"{answer.subject_id}: {system} score {answer.public()['score']}, grade {answer.grade}"
@@ -320,12 +320,38 @@ def explain(
     at_t, known_t = instant(at, "--at"), _known_at(known_at)
     with refused_input(), open_store(db, read_only=True, needs_packs=True) as store:
         explanation = build(store, subject, system=system, at=at_t, known_at=known_t)
-    if json:
-        emit_json(explanation.model_dump())
-        return
+        if json:
+            emit_json(explanation.model_dump())
+            return
+        unscored = [s.system for s in explanation.systems if s.score is None]
+        no_score = _no_scores(store, explanation.subject_id, unscored, at_t, known_t)
     from xinyong.cli.render import print_explanation
 
-    print_explanation(explanation)
+    print_explanation(explanation, no_score)
+
+
+def _no_scores(
+    store: Any,
+    subject_id: str,
+    systems: list[str],
+    at: datetime | None,
+    known_at: datetime | None,
+) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """Why each of `systems` gives the subject no score (see render.why_no_score)."""
+    from xinyong.catalog.identifiers import parse_subject_id
+    from xinyong.cli.render import why_no_score
+    from xinyong.packs import installed_packs
+    from xinyong.timeutil import age_on
+
+    when = at or now_utc()
+    parsed = parse_subject_id(subject_id)
+    age = age_on(parsed.birth_date, when)
+    packs = {p.system: p for p in installed_packs(store, when)}
+    return {
+        system: why_no_score(store, packs[system], parsed.value, parsed.kind, age, when, known_at)
+        for system in systems
+        if system in packs
+    }
 
 
 @packs_app.command("list")
