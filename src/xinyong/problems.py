@@ -51,9 +51,14 @@ def load_document(
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise error(f"{name}:{yaml_problem(exc)}") from None
+    except RecursionError:
+        raise error(f"{name}: not a {kind} (YAML nested too deeply)") from None
     if not isinstance(raw, dict):
         raise error(f"{name}: not a {kind} (a {kind} is a YAML mapping)")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise error(f"{name}: invalid {kind}:\n{validation_problems(exc)}") from None
+    except RecursionError:
+        # a condition of thousands of nested operators: no reader of the pack could follow it
+        raise error(f"{name}: invalid {kind}: an expression is nested too deeply") from None

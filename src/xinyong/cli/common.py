@@ -19,7 +19,8 @@ from typer.core import TyperGroup
 
 from xinyong.timeutil import parse_instant
 
-console = Console()
+# soft_wrap: a message is never broken into lines (a terminal wraps it; a pipe keeps it)
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 DbOption = Annotated[
@@ -69,6 +70,8 @@ def describe(exc: BaseException) -> str:
     """One line (what, where, what to do) for a failure a user can cause."""
     import duckdb
 
+    if isinstance(exc, IsADirectoryError):
+        return f"{exc.filename} is a directory; name a file"
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}"

@@ -60,13 +60,13 @@ class RejectsReport:
                 raise ValueError(f"--rejects {self.given} is a directory; name a file in it")
             if self.given.exists() and not os.access(self.given, os.W_OK):
                 raise ValueError(f"--rejects {self.given} is not writable")
-            folder = self.given.parent
+            folder, what = self.given.parent, f"--rejects {self.given}: folder"
         else:
-            folder = self.folder
+            folder, what = self.folder, "rejects report folder"
         if not folder.is_dir():
-            raise ValueError(f"rejects report folder {folder} does not exist")
+            raise ValueError(f"{what} {folder} does not exist")
         if not os.access(folder, os.W_OK):
-            raise ValueError(f"rejects report folder {folder} is not writable; use --rejects")
+            raise ValueError(f"{what} {folder} is not writable; name another with --rejects")
 
     def write(self, rejects: list[Reject], batch_id: int | None, stamp: datetime) -> Path | None:
         if self.given is None and not rejects:
