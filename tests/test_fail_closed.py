@@ -285,3 +285,20 @@ def test_readers_share_the_file_and_wait_briefly_for_writers(
         writer.kill()
         writer.wait()
     assert_one_error_line(done.returncode, done.stderr, 1, "in use by another process")
+
+
+def test_readme_says_which_commands_take_db_and_every_check_key(registry: Path) -> None:
+    """Issue 6 item 9: the README said every command takes --db; `effect` was missing."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+    section = readme[readme.index("## Command line") : readme.index("A short session")]
+    no_db = section[section.index("take `--db PATH`") : section.index("take none")]
+    for command in (["packs", "lint"], ["model", "evaluate"], ["model", "train"]):
+        assert "--db" not in cli(*command, "--help")[1]
+    assert "`packs lint`" in no_db and "`model`" in no_db
+    for command in (["check"], ["migrate"], ["packs", "show"], ["sources", "list"]):
+        assert "--db" in cli(*command, "--help")[1]
+    code, out, _ = cli("check", DEBTOR, "flight", "--db", str(registry), "--json")
+    answer = json.loads(out)
+    row = next(line for line in section.splitlines() if line.startswith("| `xinyong check"))
+    for key in [*answer, *answer["reasons"][0]]:
+        assert f'"{key}"' in row, key
