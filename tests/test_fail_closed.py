@@ -302,3 +302,103 @@ def test_readme_says_which_commands_take_db_and_every_check_key(registry: Path) 
     row = next(line for line in section.splitlines() if line.startswith("| `xinyong check"))
     for key in [*answer, *answer["reasons"][0]]:
         assert f'"{key}"' in row, key
+
+
+def test_model_messages_name_things_once_and_no_missing_option(tmp_path: Path) -> None:
+    """Issue 6 item 7: `model evaluate` suggested --exclude, which it lacks; `model
+    merge` said "comm.yaml: comm.yaml: invalid pack"."""
+    model = tmp_path / "m.yaml"
+    model.write_text(
+        "scorecard:\n  offset: 700\n  features:\n  - feature: arrears\n    bins:\n"
+        "    - {upper: 1, points: 0}\n    - {lower: 1, points: -50}\n"
+        "target: {column: bad, bad: '1'}\n"
+    )
+    table = tmp_path / "t.csv"
+    table.write_text("arrears,bad\n1,0\nmany,1\n0,0\n")
+    code, _, err = cli("model", "evaluate", str(model), str(table))
+    assert_one_error_line(code, err, 1, "'many'", "the model needs this column")
+    assert "--exclude" not in err
+    pack = tmp_path / "comm.yaml"
+    pack.write_text("meta: {system: x}\n")
+    code, _, err = cli("model", "merge", str(model), str(pack))
+    assert code == 1 and err.startswith("error: ") and err.count("comm.yaml") == 1, err
+
+
+def test_explanation_text_shows_everything_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 6 item 7: the text view crashed on a scorecard system (points null), cut
+    columns ("utility.e…"), wrapped legal bases one word per line, printed "term by -"
+    and reasons without points or direction."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from xinyong.checks import Explanation
+    from xinyong.cli import render
+
+    basis = "SPC Provisions on Publishing the List of Dishonest Judgment Debtors, Art. 1(1)"
+    explanation = Explanation.model_validate(
+        {
+            "subject_id": DEBTOR,
+            "subject_kind": "person",
+            "age": 46,
+            "flags": [],
+            "at": "2026-06-01T00:00:00+08:00",
+            "known_at": None,
+            "systems": [
+                {
+                    "system": "commercial",
+                    "version": "2025.1",
+                    "title": "Commercial",
+                    "score": 779.0,
+                    "grade": "excellent",
+                    "contributions": [
+                        {
+                            "record_id": "utility-electricity-arrears-0001",
+                            "type": "utility.electricity_arrears",
+                            "rule_id": "arrears_count_2y",
+                            "occurred_at": "2025-03-01T00:00:00+08:00",
+                            "points": None,  # a scorecard feature: points per feature
+                            "legal_basis": basis,
+                        }
+                    ],
+                    "reasons": [
+                        {
+                            "rank": 1,
+                            "rule_id": "loans_closed_5y",
+                            "dimension": "capacity",
+                            "points_lost": 71.0,
+                            "description": "Loans repaid and closed in the last 5 years",
+                        },
+                        {"rank": 2, "rule_id": "utility_theft", "points_lost": 5.0,
+                         "dimension": None, "description": "utility_theft"},
+                    ],
+                    "list_entries": [
+                        {
+                            "list_id": "dishonest_debtors",
+                            "key": "(2024)鲁1082执100号",
+                            "active": False,
+                            "start_at": "2024-03-31T00:00:00+08:00",
+                            "end_at": "2026-03-31T00:00:00+08:00",
+                            "end_reason": "term",
+                            "ending_record_id": None,
+                            "entry_record_id": "c1",
+                            "legal_basis": basis,
+                        }
+                    ],
+                }
+            ],
+        }
+    )  # fmt: skip
+    screen = io.StringIO()
+    monkeypatch.setattr(render, "console", Console(file=screen, width=60, soft_wrap=True))
+    render.print_explanation(explanation, {})
+    out = screen.getvalue()
+    flat = " ".join(re.sub("[│├└─]", " ", out).split())
+    assert "…" not in out and "utility-electricity-arrears-0001" in out
+    assert "utility.electricity_arrears" in out
+    assert "term by -" not in flat and "ends: term" in flat
+    assert "-71 points" in flat and "(capacity) Loans repaid" in flat
+    assert "utility_theft () utility_theft" not in flat and "-5 points" in flat
+    words = [line for line in out.splitlines() if line.strip(" │├└─") in basis.split()]
+    assert not words, "the legal basis was wrapped one word per line"

@@ -207,7 +207,10 @@ def merge_cmd(
     except OSError as exc:
         fail(f"{pack_path}: {exc.strerror or exc}")
     except (ModelInputError, PackError) as exc:
-        fail(f"{pack_path}: {exc}")
+        # the message names its file already (the pack's or the model's)
+        message = str(exc)
+        named = message.startswith((str(pack_path), str(model_path)))
+        fail(message if named else f"{pack_path}: {message}")
     if json:
         emit_json({"pack": str(pack_path), "features": len(model.scorecard.features)})
     else:

@@ -90,7 +90,7 @@ def _read_parquet(p: Path) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _as_number(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+def _as_number(frame: pd.DataFrame, column: str, path: Path, advice: str = "") -> pd.Series:
     """The column as float64 (NaN = missing), or an error naming the first bad cell."""
     series = frame[column]
     if pd.api.types.is_bool_dtype(series):
@@ -112,8 +112,8 @@ def _as_number(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise ModelInputError(
                 f"{path}: column {column!r}, row {i + 1}: {str(series.iloc[i])!r} is not a"
-                f" number ({int(bad.sum())} such cells); fix them or leave the column out"
-                f" with --exclude {column}"
+                f" number ({int(bad.sum())} such cells); fix them"
+                + (advice or f" or leave the column out with --exclude {column}")
             )
     inf = np.isinf(out.to_numpy())
     if inf.any():
@@ -209,6 +209,8 @@ def load_training_table(
         ]
     if not names:
         raise ModelInputError(f"{p}: no numeric feature columns besides the target {target!r}")
-    numeric = {name: _as_number(frame, name, p) for name in names}
+    # named features are the model's own: leaving one out is no way out
+    advice = " (the model needs this column)" if features else ""
+    numeric = {name: _as_number(frame, name, p, advice) for name in names}
     y = _target(frame, target, bad, p)
     return TrainingTable(p, pd.DataFrame(numeric), y, target, bad)
