@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -29,6 +30,11 @@ class ImportResult:
     #: strict mode refused the whole input (nothing was written)
     refused: bool = False
     recorded_at: datetime | None = None
+    #: input rows read (records and unreadable lines)
+    rows: int = 0
+    #: with batch_rows: each committed batch (batch_id, rows, accepted, duplicates,
+    #: rejected, rejects_file)
+    batches: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -96,81 +102,55 @@ _before_commit: Callable[[], None] | None = None
 
 def commit_batch(
     store: Store,
-    rejects: list[Reject],
-    rows: int,
+    chunks: Iterable[tuple[pa.Table, list[Reject]]],
     *,
     file: str | None,
     strict: bool,
     stamp: datetime,
     stage: Callable[[str], None],
     report: RejectsReport | None = None,
+    reported: list[Reject] | None = None,
 ) -> ImportResult:
-    """Commit the valid, new rows of _xin_v and their batch; write the rejects report
-    (before COMMIT). With strict, any reject refuses everything."""
+    """Append the valid, new rows of every chunk (validated rows, and the readers'
+    rejects) as ONE batch in ONE transaction, and write the rejects report before
+    COMMIT: a file is accepted whole or not at all, also when the process is killed.
+    With strict, any reject refuses everything. `reported`: rejects of earlier
+    batches of the same file, for a report at a path given (it holds them all)."""
     con = store.sql
-
+    rejects: list[Reject] = []
+    result = ImportResult(rejects=rejects, recorded_at=stamp)
     written: list[Path] = []
 
     def write_report(batch_id: int | None) -> None:
-        if report is not None:
-            result.rejects_file = report.write(rejects, batch_id, stamp)
-            if result.rejects_file is not None and report.given is None:
-                written.append(result.rejects_file)
+        if report is None:
+            return
+        everything = [*(reported or []), *rejects] if report.given is not None else rejects
+        result.rejects_file = report.write(everything, batch_id, stamp)
+        if result.rejects_file is not None and report.given is None:
+            written.append(result.rejects_file)
 
-    invalid = con.execute(
-        "SELECT _row, record_id, err_field, err_reason FROM _xin_v WHERE err_field IS NOT NULL"
-    ).fetchall()
-    for row, rid, fld, reason in invalid:
-        rejects.append(Reject(rid, int(row), fld, reason))
-
-    stage("duplicates")
     con.execute("BEGIN TRANSACTION")
     try:
-        excluded, duplicates = duplicates_and_revocations(con, rejects)
-        rejects.sort(key=lambda r: r.row)
-        accepted = rows - len(invalid) - len(excluded)
-        result = ImportResult(
-            accepted=accepted,
-            duplicates=duplicates,
-            rejected=len(rejects),
-            rejects=rejects,
-            recorded_at=stamp,
-        )
-        if strict and rejects:
-            con.execute("ROLLBACK")
-            result.accepted = 0
-            result.refused = True
-            write_report(None)
-            return result
-        if accepted == 0:
-            con.execute("ROLLBACK")
-            write_report(None)
-            return result
-        stage("writing")
         row = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
         batch_id = int(row[0]) if row else 1
-        cols = list(record_columns())
-        select = ", ".join(
-            "CAST($stamp AS TIMESTAMP)"
-            if c == "recorded_at"
-            else "CAST($batch AS BIGINT)"
-            if c == "batch_id"
-            else f"v.{c}"
-            for c in cols
-        )
-        where = "v.err_field IS NULL"
-        ex = pa.table({"_row": pa.array(sorted(excluded), pa.int64())})
-        if excluded:
-            where += " AND v._row NOT IN (SELECT _row FROM _xin_ex)"
-        with registered(con, _xin_ex=ex):
-            con.execute(
-                f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM _xin_v v "
-                f"WHERE {where}",
-                {"stamp": stamp, "batch": batch_id},
-            )
+        for validated, early in chunks:
+            rejects.extend(early)
+            result.rows += validated.num_rows + len(early)
+            with registered(con, _xin_v=validated):
+                accepted, duplicates = _append(con, rejects, batch_id, stamp, stage)
+            result.accepted += accepted
+            result.duplicates += duplicates
+        rejects.sort(key=lambda r: r.row)
+        result.rejected = len(rejects)
+        if (strict and rejects) or result.accepted == 0:
+            con.execute("ROLLBACK")
+            result.refused = bool(strict and rejects)
+            result.accepted = 0
+            write_report(None)
+            return result
         con.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-            [batch_id, file, stamp, accepted, duplicates, len(rejects)],
+            [batch_id, file, stamp, result.accepted, result.duplicates, len(rejects)],
         )
         write_report(batch_id)
         if _before_commit is not None:
@@ -185,3 +165,42 @@ def commit_batch(
         raise
     result.batch_id = batch_id
     return result
+
+
+def _append(
+    con: Any, rejects: list[Reject], batch_id: int, stamp: datetime, stage: Callable[[str], None]
+) -> tuple[int, int]:
+    """Append the valid, new rows of _xin_v (one chunk) inside the caller's
+    transaction; add its rejects. Returns (accepted, duplicates)."""
+    invalid = con.execute(
+        "SELECT _row, record_id, err_field, err_reason FROM _xin_v WHERE err_field IS NOT NULL"
+    ).fetchall()
+    for row, rid, fld, reason in invalid:
+        rejects.append(Reject(rid, int(row), fld, reason))
+    stage("duplicates")
+    # earlier chunks of the same file are in `records` already (this transaction)
+    excluded, duplicates = duplicates_and_revocations(con, rejects)
+    total = con.execute("SELECT count(*) FROM _xin_v").fetchone()
+    accepted = (int(total[0]) if total else 0) - len(invalid) - len(excluded)
+    if accepted == 0:
+        return 0, duplicates
+    stage("writing")
+    cols = list(record_columns())
+    select = ", ".join(
+        "CAST($stamp AS TIMESTAMP)"
+        if c == "recorded_at"
+        else "CAST($batch AS BIGINT)"
+        if c == "batch_id"
+        else f"v.{c}"
+        for c in cols
+    )
+    where = "v.err_field IS NULL"
+    ex = pa.table({"_row": pa.array(sorted(excluded), pa.int64())})
+    if excluded:
+        where += " AND v._row NOT IN (SELECT _row FROM _xin_ex)"
+    with registered(con, _xin_ex=ex):
+        con.execute(
+            f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM _xin_v v WHERE {where}",
+            {"stamp": stamp, "batch": batch_id},
+        )
+    return accepted, duplicates

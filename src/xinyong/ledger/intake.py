@@ -46,10 +46,12 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from xinyong.catalog import load_catalog
 from xinyong.ledger.commit import ImportResult, RejectsReport, commit_batch
@@ -60,10 +62,7 @@ from xinyong.ledger.readers import (
     Reject,
     detect_format,
     from_records,
-    read_csv,
-    read_json,
-    read_jsonl,
-    read_parquet,
+    read_chunks,
 )
 from xinyong.ledger.store import Store, registered
 from xinyong.ledger.validation import types_table, validation_sql
@@ -107,13 +106,14 @@ def submit(
     recorded_at: datetime | None = None,
 ) -> ImportResult:
     """Validate and append records given as dicts (envelopes as in CATALOG.md)."""
-    return _ingest(
+    stamp = _stamp(recorded_at)
+    return commit_batch(
         store,
-        from_records(records),
+        _validated(store, [from_records(records)], stamp, _no_stage),
         file=None,
         strict=strict,
-        recorded_at=recorded_at,
-        progress=None,
+        stamp=stamp,
+        stage=_no_stage,
     )
 
 
@@ -125,12 +125,20 @@ def import_file(
     rejects_path: str | Path | None = None,
     progress: bool = True,
     recorded_at: datetime | None = None,
+    batch_rows: int | None = None,
+    on_batch: Callable[[dict[str, Any]], None] | None = None,
 ) -> ImportResult:
-    """Bulk import of a JSON Lines, JSON (an array), CSV or Parquet file. Rejects go
-    to a JSON Lines report (`RejectsReport`: the path given, or next to the registry
-    named after the batch). Raises FileFormatError for a file that cannot be read
-    as records or is over the size limit (`max_import_bytes`), ValueError for a
-    report that cannot be written; both before anything is committed."""
+    """Bulk import of a JSON Lines, JSON (an array), CSV or Parquet file, read in
+    chunks (`import_chunk_rows`) so that memory stays bounded. The file is ONE batch
+    committed once, whole or not at all; with `batch_rows`, every `batch_rows` rows
+    are a batch committed on their own, each reported to `on_batch` as it commits
+    (a rerun skips them: identical records are duplicates). Rejects go to a JSON
+    Lines report (`RejectsReport`: the path given, or next to the registry named
+    after the batch). Raises FileFormatError for a file that cannot be read as
+    records or is over the size limit (`max_import_bytes`), ValueError for a report
+    that cannot be written; both before anything is committed."""
+    if batch_rows is not None and (batch_rows < 1 or strict):
+        raise ValueError("batch_rows must be a positive number of rows, without strict")
     path = Path(path)
     fmt = detect_format(path)
     if not path.exists():
@@ -144,25 +152,64 @@ def import_file(
             "or raise XINYONG_MAX_IMPORT_BYTES"
         )
     report = RejectsReport.for_import(store, path, rejects_path)
+    chunks = read_chunks(path, fmt, store.sql, batch_rows or import_chunk_rows())
     with _Progress(progress, path.name) as prog:
-        prog.stage("reading")
-        if fmt == "jsonl":
-            normalized = read_jsonl(path)
-        elif fmt == "json":
-            normalized = read_json(path)
-        elif fmt == "csv":
-            normalized = read_csv(path)
-        else:
-            normalized = read_parquet(path, store.sql)
-        return _ingest(
-            store,
-            normalized,
-            file=str(path),
-            strict=strict,
-            recorded_at=recorded_at,
-            progress=prog,
-            report=report,
-        )
+        if batch_rows is None:
+            stamp = _stamp(recorded_at)
+            return commit_batch(
+                store,
+                _validated(store, chunks, stamp, prog.stage),
+                file=str(path),
+                strict=strict,
+                stamp=stamp,
+                stage=prog.stage,
+                report=report,
+            )
+        total = ImportResult()
+        for chunk in chunks:
+            stamp = _stamp(recorded_at)
+            part = commit_batch(
+                store,
+                _validated(store, [chunk], stamp, prog.stage),
+                file=str(path),
+                strict=False,
+                stamp=stamp,
+                stage=prog.stage,
+                report=report,
+                reported=total.rejects,
+            )
+            done = {
+                "batch_id": part.batch_id,
+                "rows": part.rows,
+                "accepted": part.accepted,
+                "duplicates": part.duplicates,
+                "rejected": part.rejected,
+                "rejects_file": str(part.rejects_file) if part.rejects_file else None,
+            }
+            total.batches.append(done)
+            if on_batch is not None:
+                on_batch(done)
+            total.accepted += part.accepted
+            total.duplicates += part.duplicates
+            total.rejected += part.rejected
+            total.rows += part.rows
+            total.rejects.extend(part.rejects)
+            total.recorded_at = stamp
+            total.batch_id = part.batch_id or total.batch_id
+            total.rejects_file = part.rejects_file or total.rejects_file
+        return total
+
+
+def import_chunk_rows() -> int:
+    """Rows validated at a time within one import (XINYONG_IMPORT_CHUNK_ROWS, default
+    500 000): bounds memory; a file is still committed once."""
+    try:
+        rows = int(os.environ.get("XINYONG_IMPORT_CHUNK_ROWS", "500000"))
+    except ValueError:
+        raise ValueError("XINYONG_IMPORT_CHUNK_ROWS must be a whole number of rows") from None
+    if rows < 1:
+        raise ValueError("XINYONG_IMPORT_CHUNK_ROWS must be at least 1")
+    return rows
 
 
 def printable_id(text: str) -> bool:
@@ -220,37 +267,26 @@ class _Progress:
 _STAGES = ["reading", "identifiers", "validating", "duplicates", "writing"]
 
 
-def _ingest(
-    store: Store,
-    normalized: Normalized,
-    *,
-    file: str | None,
-    strict: bool,
-    recorded_at: datetime | None,
-    progress: _Progress | None,
-    report: RejectsReport | None = None,
-) -> ImportResult:
-    con = store.sql
-    stamp = recorded_at if recorded_at is not None else now_utc()
-    if stamp.tzinfo is not None:
-        stamp = parse_instant(stamp)
-    rejects: list[Reject] = list(normalized.rejects)
-    table = normalized.table
-    stage = progress.stage if progress is not None else (lambda _name: None)
+def _no_stage(_name: str) -> None:
+    return None
 
-    stage("identifiers")
-    ids, part = prepare(con, table)
-    stage("validating")
-    with registered(con, _xin_ids=ids, _xin_part=part, _xin_types=types_table()):
-        validated = con.execute(validation_sql(), {"recorded_at": stamp}).to_arrow_table()
-    with registered(con, _xin_v=validated):
-        return commit_batch(
-            store,
-            rejects,
-            table.num_rows,
-            file=file,
-            strict=strict,
-            stamp=stamp,
-            stage=stage,
-            report=report,
-        )
+
+def _stamp(recorded_at: datetime | None) -> datetime:
+    """recorded_at of a batch: as given (naive UTC, or converted), or now."""
+    stamp = recorded_at if recorded_at is not None else now_utc()
+    return parse_instant(stamp) if stamp.tzinfo is not None else stamp
+
+
+def _validated(
+    store: Store, chunks: Iterable[Normalized], stamp: datetime, stage: Callable[[str], None]
+) -> Iterator[tuple[pa.Table, list[Reject]]]:
+    """Each chunk validated by the one statement (and the readers' rejects)."""
+    con = store.sql
+    for normalized in chunks:
+        stage("identifiers")
+        ids, part = prepare(con, normalized.table)
+        stage("validating")
+        with registered(con, _xin_ids=ids, _xin_part=part, _xin_types=types_table()):
+            validated = con.execute(validation_sql(), {"recorded_at": stamp}).to_arrow_table()
+        yield validated, list(normalized.rejects)
+        stage("reading")

@@ -1,5 +1,9 @@
-"""Readers that normalize every input form (dicts, JSON Lines, CSV, Parquet) into one
-Arrow table, so that intake has a single, vectorized validation path.
+"""Readers that normalize every input form (dicts, JSON Lines, JSON arrays, CSV,
+Parquet) into Arrow tables, so that intake has a single, vectorized validation path.
+
+Files are read in chunks of at most `chunk_rows` rows (`read_chunks`; Parquet by
+record batches, CSV with Arrow's streaming reader, JSON Lines by lines), so that
+memory stays bounded whatever the file's size; `_row` numbers run on across chunks.
 
 The normalized table has the columns of `COLUMNS`: `_row` (1-based line number
 for JSON Lines and CSV, position for Parquet and `submit`), the five envelope
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,9 +131,30 @@ def from_records(records: Iterable[Any]) -> Normalized:
     return b.result()
 
 
-def read_json(path: Path, tick: Callable[[int], None] | None = None) -> Normalized:
+def read_chunks(path: Path, fmt: str, con: Any, chunk_rows: int) -> Iterator[Normalized]:
+    """The file's records, `chunk_rows` at a time (FileFormatError for a file that
+    cannot be read as records, possibly after earlier chunks)."""
+    if fmt == "jsonl":
+        yield from read_jsonl(path, chunk_rows)
+    elif fmt == "json":
+        yield from read_json(path, chunk_rows)
+    elif fmt == "csv":
+        yield from read_csv(path, chunk_rows)
+    else:
+        yield from read_parquet(path, con, chunk_rows)
+
+
+def _sliced(normalized: Normalized, chunk_rows: int) -> Iterator[Normalized]:
+    table = normalized.table
+    yield Normalized(table.slice(0, chunk_rows), normalized.rejects)
+    for start in range(chunk_rows, table.num_rows, chunk_rows):
+        yield Normalized(table.slice(start, chunk_rows), [])
+
+
+def read_json(path: Path, chunk_rows: int = 1 << 20) -> Iterator[Normalized]:
     """A .json file: one array of records (rows numbered by position from 1), or
-    JSON Lines under another name."""
+    JSON Lines under another name. An array is parsed whole (JSON has no way to read
+    it in parts); use JSON Lines, CSV or Parquet for large files."""
     try:
         with path.open("r", encoding="utf-8-sig") as fh:
             head = fh.read(4096).lstrip()
@@ -138,7 +163,8 @@ def read_json(path: Path, tick: Callable[[int], None] | None = None) -> Normaliz
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{path}: not UTF-8 text: {exc.reason}") from None
     if not head.startswith("["):
-        return read_jsonl(path, tick)
+        yield from read_jsonl(path, chunk_rows)
+        return
     try:
         records = json.loads(path.read_text("utf-8-sig"))
     except json.JSONDecodeError as exc:
@@ -149,10 +175,10 @@ def read_json(path: Path, tick: Callable[[int], None] | None = None) -> Normaliz
         raise FileFormatError(f"{path}: not UTF-8 text: {exc.reason}") from None
     if not isinstance(records, list):
         raise FileFormatError(f"{path}: a .json file holds one array of records")
-    return from_records(records)
+    yield from _sliced(from_records(records), chunk_rows)
 
 
-def read_jsonl(path: Path, tick: Callable[[int], None] | None = None) -> Normalized:
+def read_jsonl(path: Path, chunk_rows: int = 1 << 20) -> Iterator[Normalized]:
     """JSON Lines: one record per line; a line that is not JSON is a reject of its own
     (the other lines are judged as usual)."""
     b = _Builder()
@@ -185,13 +211,14 @@ def read_jsonl(path: Path, tick: Callable[[int], None] | None = None) -> Normali
                     b.rejects.append(Reject(None, lineno, "(record)", "JSON nested too deeply"))
                     continue
                 b.add(lineno, rec)
-                if tick is not None and lineno % 65536 == 0:
-                    tick(65536)
+                if len(b.cols["_row"]) + len(b.rejects) >= chunk_rows:
+                    yield b.result()
+                    b = _Builder()
         except UnicodeDecodeError as exc:
             raise FileFormatError(
                 f"{path}, line {lineno + 1}: not UTF-8 text: {exc.reason}"
             ) from None
-    return b.result()
+    yield b.result()
 
 
 def _check_columns(path: Path, names: list[str]) -> None:
@@ -210,7 +237,7 @@ def _check_columns(path: Path, names: list[str]) -> None:
         raise FileFormatError(f"{path}: unknown column(s) {', '.join(extra)}")
 
 
-def read_csv(path: Path) -> Normalized:
+def read_csv(path: Path, chunk_rows: int = 1 << 20) -> Iterator[Normalized]:
     import pyarrow.csv as pacsv
 
     try:
@@ -233,8 +260,10 @@ def read_csv(path: Path) -> Normalized:
         )
         return "error"
 
+    # CSV rows are numbered by line (the header is line 1).
+    first = 2
     try:
-        table = pacsv.read_csv(
+        reader = pacsv.open_csv(
             path,
             parse_options=pacsv.ParseOptions(
                 newlines_in_values=True, invalid_row_handler=on_invalid
@@ -245,13 +274,35 @@ def read_csv(path: Path) -> Normalized:
                 quoted_strings_can_be_null=False,
             ),
         )
+        pending: list[pa.RecordBatch] = []
+        count = 0
+        for batch in _batches_or_empty(reader):
+            pending.append(batch)
+            count += batch.num_rows
+            if count >= chunk_rows:
+                table = pa.Table.from_batches(pending, reader.schema)
+                yield _assemble(path, table, _positions(first, table.num_rows))
+                first += table.num_rows
+                pending, count = [], 0
+        table = pa.Table.from_batches(pending, reader.schema)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         if bad:
             raise FileFormatError(_first_ragged_line(path, len(names)) or bad[0]) from None
         raise FileFormatError(f"{path}: not a readable CSV file: {exc}") from None
-    # CSV rows are numbered by line (the header is line 1).
-    rows = pa.array(np.arange(2, table.num_rows + 2, dtype=np.int64))
-    return _assemble(path, table, rows)
+    if table.num_rows or first == 2:
+        yield _assemble(path, table, _positions(first, table.num_rows))
+
+
+def _batches_or_empty(reader: Any) -> Iterator[pa.RecordBatch]:
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+
+
+def _positions(first: int, n: int) -> pa.Array:
+    return pa.array(np.arange(first, first + n, dtype=np.int64))
 
 
 def _first_ragged_line(path: Path, expected: int) -> str | None:
@@ -288,21 +339,33 @@ def _occurred_text(path: Path, col: pa.ChunkedArray) -> pa.ChunkedArray:
     )
 
 
-def read_parquet(path: Path, con: Any) -> Normalized:
+def read_parquet(path: Path, con: Any, chunk_rows: int = 1 << 20) -> Iterator[Normalized]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
         raise FileFormatError(f"{path}: not a readable Parquet file: {exc}") from None
-    _check_columns(path, table.column_names)
-    rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
-    attrs = table.column("attributes")
-    if pa.types.is_struct(attrs.type):
-        table = table.set_column(
-            table.schema.get_field_index("attributes"), "attributes", struct_to_json(con, attrs)
-        )
-    return _assemble(path, table, rows)
+    names = parquet.schema_arrow.names
+    _check_columns(path, names)
+    first = 1
+    try:
+        batches = parquet.iter_batches(batch_size=chunk_rows, columns=list(ENVELOPE))
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            attrs = table.column("attributes")
+            if pa.types.is_struct(attrs.type):
+                table = table.set_column(
+                    table.schema.get_field_index("attributes"),
+                    "attributes",
+                    struct_to_json(con, attrs),
+                )
+            yield _assemble(path, table, _positions(first, table.num_rows))
+            first += table.num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise FileFormatError(f"{path}: not a readable Parquet file: {exc}") from None
+    if first == 1:
+        yield Normalized(SCHEMA.empty_table(), [])
 
 
 def struct_to_json(con: Any, col: pa.ChunkedArray) -> pa.ChunkedArray:
