@@ -179,6 +179,7 @@ def test_former_tracebacks_are_one_line(registry: Path, tmp_path: Path) -> None:
     )
     cases.append((("packs", "install", str(deep), *db), 1, "nested too deeply"))
     cases.append((("import", str(tmp_path / "none.jsonl"), *db), 1, "none.jsonl"))
+    cases.append((("import", str(dup), "--batch-rows", "2", "--strict", *db), 2, "--batch-rows"))
     for args, code, word in cases:
         got, _, err = cli(*args)
         assert_one_error_line(got, err, code, word)

@@ -657,3 +657,88 @@ def test_files_over_the_size_limit_are_refused(
     folder.mkdir()
     with pytest.raises(FileFormatError, match="is a directory"):
         import_file(reg, folder, progress=False)
+
+
+# ---------------------------------------------------------------- issue 8: streaming, faults
+
+
+def _many(n: int) -> list[dict[str, Any]]:
+    people = [
+        make_person_id(date(1970 + i % 30, 1 + i % 12, 1 + i % 28), i % 1000) for i in range(97)
+    ]
+    return [
+        rec(f"m{i}", subject_id=people[i % len(people)], attributes={"ticket_no": f"T{i}"})
+        for i in range(n)
+    ]
+
+
+def test_a_killed_import_leaves_nothing_and_a_rerun_accepts_all(tmp_path: Path) -> None:
+    """Issue 8 item 7: SIGKILL a real `xinyong import` mid-way through a file read in
+    chunks. The file is fed through a pipe, so the kill surely lands after several
+    chunks were validated and appended, and before the file ends."""
+    db = tmp_path / "reg.duckdb"
+    with Store(db) as st:
+        register_source(st, CITY, "city")
+    records = _many(3000)
+    lines = [json.dumps(r) + "\n" for r in records]
+    pipe = tmp_path / "feed.jsonl"
+    os.mkfifo(pipe)
+    env = {**os.environ, "XINYONG_IMPORT_CHUNK_ROWS": "250"}
+    xinyong = str(Path(sys.executable).with_name("xinyong"))
+    proc = subprocess.Popen(
+        [xinyong, "import", str(pipe), "--db", str(db), "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with pipe.open("w") as feed:
+            feed.writelines(lines[:2000])  # blocks until the importer has read most of it
+            feed.flush()
+            time.sleep(2)  # several chunks of 250 validated and appended, uncommitted
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    except BrokenPipeError:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    whole = tmp_path / "all.jsonl"
+    whole.write_text("".join(lines))
+    with Store(db) as st:
+        assert count(st) == 0 and count(st, "batches") == 0
+        res = import_file(st, whole, progress=False, recorded_at=RECORDED)
+        assert (res.accepted, res.rejected, res.batch_id) == (3000, 0, 1)
+        assert count(st) == 3000 and count(st, "batches") == 1
+
+
+def test_chunks_are_one_batch_and_batch_rows_commit_each(
+    reg: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XINYONG_IMPORT_CHUNK_ROWS", "7")
+    records = [*_many(30), rec("m3"), rec("m40", occurred_at="not a date")]  # m3 again: a conflict
+    for name in ("x.parquet", "x.csv", "x.jsonl"):
+        _write(tmp_path / name, records)
+    res = import_file(reg, tmp_path / "x.parquet", progress=False, recorded_at=RECORDED)
+    assert (res.accepted, res.rejected, res.batch_id, count(reg, "batches")) == (30, 2, 1, 1)
+    assert {(r.row, r.record_id) for r in res.rejects} == {(31, "m3"), (32, "m40")}
+    seen: list[dict[str, Any]] = []
+    res = import_file(
+        reg,
+        tmp_path / "x.csv",
+        progress=False,
+        recorded_at=RECORDED,
+        batch_rows=10,
+        on_batch=seen.append,
+    )
+    # 32 rows in batches of 10: everything is a duplicate now, nothing is committed
+    assert res.duplicates == 30 and res.accepted == 0 and res.batches == []
+    fresh = _write(tmp_path / "y.jsonl", [rec(f"y{i}") for i in range(25)])
+    res = import_file(
+        reg, fresh, progress=False, recorded_at=RECORDED, batch_rows=10, on_batch=seen.append
+    )
+    assert [b["accepted"] for b in seen] == [10, 10, 5] and res.accepted == 25
+    assert [b["batch_id"] for b in seen] == [2, 3, 4]

@@ -142,7 +142,21 @@ def import_(
         bool, typer.Option("--strict", help="Refuse the whole file on any reject.")
     ] = False,
     rejects: Annotated[
-        Path | None, typer.Option("--rejects", help="Where to write rejects (JSON Lines).")
+        Path | None,
+        typer.Option(
+            "--rejects",
+            help="Where to write rejects (JSON Lines; default: next to the registry, "
+            "named after the batch).",
+        ),
+    ] = None,
+    batch_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-rows",
+            min=1,
+            help="Commit every N rows as a batch of its own, each reported as it commits "
+            "(a rerun skips them); default: the whole file at once.",
+        ),
     ] = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
@@ -155,14 +169,36 @@ def import_(
 
     if not file.exists():
         fail(f"{file}: no such file")
+    if batch_rows is not None and strict:
+        fail("--strict refuses the whole file; it cannot be combined with --batch-rows", 2)
+
+    def committed(batch: dict[str, Any]) -> None:
+        if not json:
+            console.print(
+                f"committed batch {batch['batch_id']}: {batch['rows']} rows, accepted "
+                f"{batch['accepted']}, duplicates {batch['duplicates']}, rejected "
+                f"{batch['rejected']}",
+                highlight=False,
+            )
+
     with refused_input(), open_store(db) as store:
-        result = import_file(store, file, strict=strict, rejects_path=rejects, progress=not json)
-    payload = {
+        result = import_file(
+            store,
+            file,
+            strict=strict,
+            rejects_path=rejects,
+            progress=not json,
+            batch_rows=batch_rows,
+            on_batch=committed,
+        )
+    payload: dict[str, Any] = {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
         "rejected": result.rejected,
         "rejects_file": str(result.rejects_file) if result.rejects_file else None,
     }
+    if batch_rows is not None:
+        payload["batches"] = result.batches
     if json:
         emit_json(payload)
     else:

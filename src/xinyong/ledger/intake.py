@@ -186,9 +186,10 @@ def import_file(
                 "rejected": part.rejected,
                 "rejects_file": str(part.rejects_file) if part.rejects_file else None,
             }
-            total.batches.append(done)
-            if on_batch is not None:
-                on_batch(done)
+            if part.batch_id is not None:  # a batch of duplicates and rejects commits nothing
+                total.batches.append(done)
+                if on_batch is not None:
+                    on_batch(done)
             total.accepted += part.accepted
             total.duplicates += part.duplicates
             total.rejected += part.rejected

@@ -274,17 +274,13 @@ def read_csv(path: Path, chunk_rows: int = 1 << 20) -> Iterator[Normalized]:
                 quoted_strings_can_be_null=False,
             ),
         )
-        pending: list[pa.RecordBatch] = []
-        count = 0
+        table = reader.schema.empty_table()
         for batch in _batches_or_empty(reader):
-            pending.append(batch)
-            count += batch.num_rows
-            if count >= chunk_rows:
-                table = pa.Table.from_batches(pending, reader.schema)
-                yield _assemble(path, table, _positions(first, table.num_rows))
-                first += table.num_rows
-                pending, count = [], 0
-        table = pa.Table.from_batches(pending, reader.schema)
+            table = pa.concat_tables([table, pa.Table.from_batches([batch])])
+            while table.num_rows >= chunk_rows:
+                yield _assemble(path, table.slice(0, chunk_rows), _positions(first, chunk_rows))
+                first += chunk_rows
+                table = table.slice(chunk_rows)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         if bad:
             raise FileFormatError(_first_ragged_line(path, len(names)) or bad[0]) from None
