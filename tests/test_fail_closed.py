@@ -212,10 +212,8 @@ def test_messages_say_what_happened(registry: Path) -> None:
     assert code == 0 and out.startswith("already installed")
     code, out, _ = cli("score", DEBTOR, "--system", "judicial", *db)
     assert code == 0 and "computes no score" in out and "consent" not in out
-    code, out, _ = cli("score", DEBTOR, "--system", "rongcheng", "--at", "2026-01-01", *db)
-    assert code == 0 and "scores only with the subject's consent" in out
     code, out, _ = cli("explain", DEBTOR, "--system", "rongcheng", "--at", "2026-01-01", *db)
-    assert code == 0
+    assert code == 0 and "scores only with the subject's consent" in out
     assert "kept records that would count with consent (1)" in out
     assert "2025-10-01 t1 traffic.red_light" in out
 
@@ -261,7 +259,6 @@ def test_readers_share_the_file_and_wait_briefly_for_writers(
     try:
         commands = [
             [XINYONG, "check", DEBTOR, "flight", "--at", "2026-06-01", "--json"],
-            [XINYONG, "check", DEBTOR, "rail.high_speed", "--json"],
             [XINYONG, "packs", "list", "--json"],
         ]
         procs = [
@@ -277,15 +274,14 @@ def test_readers_share_the_file_and_wait_briefly_for_writers(
     assert json.loads(outs[0][0])["decision"] == "deny"
 
     writer = _hold(registry, tmp_path, "write")
-    try:
-        busy = {**env, "XINYONG_BUSY_TIMEOUT": "0.5"}
-        done = subprocess.run(
-            [XINYONG, "sources", "list"], env=busy, capture_output=True, text=True, timeout=120
+    try:  # the lock is the other process's: in-process is as real here
+        code, _, err = cli(
+            "sources", "list", env={"XINYONG_DB": str(registry), "XINYONG_BUSY_TIMEOUT": "0.5"}
         )
     finally:
         writer.kill()
         writer.wait()
-    assert_one_error_line(done.returncode, done.stderr, 1, "in use by another process")
+    assert_one_error_line(code, err, 1, "in use by another process")
 
 
 def test_readme_says_which_commands_take_db_and_every_check_key(registry: Path) -> None:
