@@ -125,13 +125,16 @@ def refused_input() -> Iterator[None]:
         fail(describe(exc))
 
 
-def open_store(db: Path, *, read_only: bool = False, needs_packs: bool = False) -> Any:
-    """The registry at `db`, which must exist (only `init` creates one). Readers open
-    it read-only: no schema setup, shared with other readers. needs_packs: refuse a
-    registry with no rule packs (every answer would be `allow`)."""
+def open_store(
+    db: Path, *, read_only: bool = False, needs_packs: bool = False, must_exist: bool = True
+) -> Any:
+    """The registry at `db`, which must exist (only `init` creates one; must_exist=False
+    lets a command create it too). Readers open it read-only: no schema setup, shared
+    with other readers. needs_packs: refuse a registry with no rule packs (every
+    answer would be `allow`)."""
     from xinyong.ledger.store import Store
 
-    store = Store(db, read_only=read_only, create=False)
+    store = Store(db, read_only=read_only, create=not must_exist)
     if needs_packs and not store.has_packs():
         store.close()
         fail(
