@@ -268,8 +268,11 @@ def test_terms_extension_grace_open_ended(store: Store) -> None:
     )
     got = entries(store, list_pack(), as_of=T("2021-01-01"))
     assert got["e1"]["end_at"] == T("2022-01-01") and got["e1"]["end_reason"] == "term"
-    assert got["e2"]["start_at"] == T("2020-01-31")
-    assert got["e2"]["end_at"] == T("2023-01-31")
+    # Civil Procedure Law Art. 85: 2020-01-01 is not counted, day 30 is 2020-01-31, a
+    # holiday (Spring Festival 2020, extended to 2 February), so the grace period ends
+    # on Monday 2020-02-03 and the restriction starts at 00:00 on 2020-02-04.
+    assert got["e2"]["start_at"] == T("2020-02-04")
+    assert got["e2"]["end_at"] == T("2023-02-04")
     assert got["e3"]["end_at"] is None and got["e3"]["end_reason"] is None
 
 

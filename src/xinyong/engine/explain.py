@@ -93,7 +93,11 @@ def contributions(pack: Pack, led: Ledger, vis: ir.Table, parts: ir.Table) -> ir
         points = ibis.null("float64")
     else:
         match = ibis.cases(
-            *[(j._rule == r.id, rule_match(r, j, led)) for r in score.rules], else_=False
+            *[
+                (j._rule == r.id, rule_match(r, j, led, since=pack.applies_from(r)))
+                for r in score.rules
+            ],
+            else_=False,
         )
         points = ibis.cases(*[(j._rule == r.id, rule_points(r, j)) for r in score.rules])
     hits = j.filter(match).mutate(points=points.cast("float64"))

@@ -90,10 +90,39 @@ class Scope(_Strict):
 
 
 class RelationUse(_Strict):
-    """A legal-role relation (from the catalog) that consequences may reach along."""
+    """A legal-role relation (from the catalog) that consequences may reach along.
+
+    ``transferred_by``: a record type (on the organization, with the list's key and a
+    ``person_id``) by which a court moves a list entry's restriction from the person
+    who held the role when the entry started to another. When set, a later change of
+    the role in the registry does not move the restriction (Fa Fa [2019] No. 35,
+    item 17(2)); without it, the restriction follows the role's tenure.
+    """
 
     id: str
     legal_basis: str
+    transferred_by: str | None = None
+    transfer_basis: str = ""
+
+
+class Episode(_Strict):
+    """Records of one episode count once: the reports of the same ``key`` between two
+    records of an ``ended_by`` type (e.g. the 30-, 60- and 90-day arrears reports of
+    one account until the overdue is cured) count as the one with the most points
+    in absolute value (the deepest delinquency)."""
+
+    key: str
+    ended_by: list[str]
+
+
+class MinHistory(_Strict):
+    """No score ("insufficient data") unless the subject has a record of ``types``
+    that occurred at least ``months`` calendar months before the instant."""
+
+    types: list[str]
+    months: int = Field(ge=0)
+    legal_basis: str = ""
+    illustrative: bool = False
 
 
 class ScoreRule(_Strict):
@@ -106,6 +135,8 @@ class ScoreRule(_Strict):
     max_count: int | None = Field(default=None, gt=0)
     cap_points: float | None = Field(default=None, gt=0)
     applies_from: date | None = None
+    retroactive_basis: str = ""
+    episode: Episode | None = None
     legal_basis: str = ""
     illustrative: bool = False
     note: str = ""
@@ -161,6 +192,8 @@ class Score(_Strict):
     base: float = 0
     min_score: float | None = None
     max_score: float | None = None
+    range_illustrative: bool = False
+    min_history: MinHistory | None = None
     consent_required: bool = False
     min_age: int | None = Field(default=None, ge=0)
     subject_kinds: list[SubjectKind] = Field(default_factory=_both_kinds)
@@ -209,6 +242,7 @@ class TermRule(_Strict):
 class Removal(_Strict):
     type: str
     match_key: bool = True
+    applies_to: Literal["any", "open_ended", "termed"] = "any"
     when: str | None = None
     legal_basis: str = ""
     reason: str = ""
@@ -240,6 +274,8 @@ class ListSpec(_Strict):
     removal: list[Removal] = Field(default_factory=list)
     exclusions: list[Exclusion] = Field(default_factory=list)
     public_fields: list[str] = Field(default_factory=list)
+    applies_from: date | None = None
+    retroactive_basis: str = ""
     legal_basis: str = ""
     remedy: str = ""
 
@@ -309,6 +345,12 @@ class Pack(_Strict):
     @property
     def system(self) -> str:
         return self.meta.system
+
+    def applies_from(self, rule: ScoreRule | ListSpec) -> date:
+        """The first day (Asia/Shanghai) whose records a rule counts: its own
+        ``applies_from``, else the pack's effective date (no retroactive rules,
+        Legislation Law Art. 104)."""
+        return rule.applies_from or self.meta.effective_from
 
     @model_validator(mode="after")
     def _references(self) -> Pack:
