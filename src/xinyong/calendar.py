@@ -43,6 +43,7 @@ def covered_until() -> int:
     return max(d.year for d in chinese_calendar.holidays)
 
 
+@cache
 def covered_from() -> int:
     return min(d.year for d in chinese_calendar.holidays)
 

@@ -397,11 +397,42 @@ class _Pack:
             ]
         return out
 
+    def holders(
+        self,
+        record_type: str,
+        org: str,
+        key: str | None,
+        start: datetime,
+        tenures: list[tuple[str, datetime, datetime | None]],
+    ) -> list[tuple[str, datetime, datetime | None]]:
+        """Who holds an organization's restriction when a court transfers it (Fa Fa
+        [2019] No. 35, item 17(2); engine/transfers.py)."""
+        spec_keys = {s.key for s in self.pack.lists}
+        attr_key = next(iter(spec_keys)) if len(spec_keys) == 1 else None
+        moves = sorted(
+            (r["occurred_at"], r["record_id"], r["attributes"].get("person_id"))
+            for r in self.known
+            if r["type"] == record_type
+            and r["record_id"] not in self.rev
+            and r["subject_id"] == org
+            and _key_of(r, attr_key) == key
+        )
+        first = moves[0][0] if moves else None
+        out = [
+            (person, start, first)
+            for person, t_from, t_until in tenures
+            if t_from <= start and (t_until is None or t_until > start)
+        ]
+        for i, (at, _, person) in enumerate(moves):
+            if person is not None:
+                out.append((str(person), at, moves[i + 1][0] if i + 1 < len(moves) else None))
+        return out
+
     def consequences(self, entries: list[Row], scores: list[Row]) -> list[Row]:
         lists = {s.id: s for s in self.pack.lists}
         out = []
         for rule in self.pack.consequences:
-            bases: list[tuple[str, str, datetime, datetime | None]] = []
+            bases: list[tuple[str, str, datetime, datetime | None, str | None]] = []
             if rule.list is not None:
                 spec = lists[rule.list]
                 basis, kind = rule.legal_basis or spec.legal_basis, "list"
@@ -412,14 +443,16 @@ class _Pack:
                         and (e["end_at"] is None or e["end_at"] > self.as_of)
                         and (e["end_at"] is None or e["start_at"] < e["end_at"])
                     ):
-                        bases.append((e["subject_id"], e["list_id"], e["start_at"], e["end_at"]))
+                        bases.append(
+                            (e["subject_id"], e["list_id"], e["start_at"], e["end_at"], e["key"])
+                        )
             else:
                 score = self.pack.score
                 basis, kind = rule.legal_basis or (score.legal_basis if score else ""), "grade"
                 remedy = rule.remedy or None
                 for s in scores:
                     if s["grade"] in (rule.grades or []):
-                        bases.append((s["subject_id"], s["grade"], self.as_of, None))
+                        bases.append((s["subject_id"], s["grade"], self.as_of, None, None))
             fixed = {
                 "system": self.pack.system,
                 "service": rule.service,
@@ -430,7 +463,7 @@ class _Pack:
                 "remedy": remedy,
             }
             if rule.reaches == "subject":
-                for sid, bid, since, until in bases:
+                for sid, bid, since, until, _ in bases:
                     out.append(
                         {
                             **fixed,
@@ -444,8 +477,13 @@ class _Pack:
                     )
                 continue
             tenures = self.tenures(rule.reaches)
-            for sid, bid, since, until in bases:
-                for person, t_from, t_until in tenures.get(sid, []):
+            use = next(r for r in self.pack.relations if r.id == rule.reaches)
+            moved = use.transferred_by if rule.list is not None else None
+            for sid, bid, since, until, key in bases:
+                held = tenures.get(sid, [])
+                if moved is not None:
+                    held = self.holders(moved, sid, key, since, held)
+                for person, t_from, t_until in held:
                     begin = max(since, t_from)
                     u = _min_open(until, t_until)
                     if u is None or begin < u:
@@ -465,6 +503,13 @@ class _Pack:
 
 _REASONS = ("revoked", "removal", "superseded", "term", "retention")
 _FAR = datetime(9999, 12, 31)
+
+
+def _key_of(r: Record, attr_key: str | None) -> str | None:
+    if attr_key is None:
+        return None
+    value = r["attributes"].get(attr_key)
+    return None if value is None else str(value)
 
 
 def _min_open(a: datetime | None, b: datetime | None) -> datetime | None:
