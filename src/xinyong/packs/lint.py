@@ -302,11 +302,11 @@ class _Linter:
                     if self.rtype(where, t):
                         self.attribute(where, [t], rule.episode.key, "episode key")
                 self.attribute(where, [rule.type], rule.episode.key, "episode key")
-        if score.rules and (score.min_score is None or score.max_score is None):
+        if score.rules and score.min_score is None:
             self.warn(
                 "score",
-                "a points system without min_score and max_score has no range to clamp to:"
-                " enough deductions give a score below any grade's meaning",
+                "a points system without min_score has no floor to clamp to: enough"
+                " deductions give a score below any grade's meaning",
             )
         if score.min_history is not None:
             for t in score.min_history.types:
