@@ -34,6 +34,7 @@ from xinyong.engine.scope import (
     add_local,
     attr,
     both,
+    boundary,
     condition,
     first_per_group,
     in_scope,
@@ -94,7 +95,7 @@ def _entry_records(pack: Pack, spec: ListSpec, led: Ledger) -> ir.Table:
     t = t.mutate(
         _term_end=term_end.cast("timestamp"), _open=t._term.isin(open_ended or [-1]), key=key
     )
-    return with_retention_end(pack, led, t)
+    return boundary(with_retention_end(pack, led, t, [spec.entry_type]), "entry_records")
 
 
 def _entries(pack: Pack, spec: ListSpec, led: Ledger) -> ir.Table:
@@ -119,7 +120,7 @@ def _entries(pack: Pack, spec: ListSpec, led: Ledger) -> ir.Table:
         .drop("target_record_id", "_eid")
     )
     own = [e.revoked_at, e._rem_at, e._term_end, e.retention_end]
-    e = e.mutate(_own_end=ibis.least(*[c.fill_null(FAR) for c in own]))
+    e = boundary(e.mutate(_own_end=ibis.least(*[c.fill_null(FAR) for c in own])), "entries")
     sup = _first_successor(led, e)
     e = e.left_join(sup, e.record_id == sup._sid_eid).drop("_sid_eid")
 
@@ -150,7 +151,7 @@ def _entries(pack: Pack, spec: ListSpec, led: Ledger) -> ir.Table:
         else_=ibis.null("string"),
     )
     open_ = e._end == FAR
-    return e.select(
+    out = e.select(
         system=ibis.literal(pack.system),
         list_id=ibis.literal(spec.id),
         subject_id=e.subject_id,
@@ -162,6 +163,7 @@ def _entries(pack: Pack, spec: ListSpec, led: Ledger) -> ir.Table:
         end_reason=ibis.cases((open_, ibis.null("string")), else_=reason),
         ending_record_id=ibis.cases((open_, ibis.null("string")), else_=ending),
     )
+    return boundary(out, "list_entries")
 
 
 def _same_key(a: ir.Value, b: ir.Value) -> Any:

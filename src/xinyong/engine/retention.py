@@ -28,9 +28,14 @@ def rule_by_type(pack: Pack) -> dict[str, RetentionRule]:
     return chosen
 
 
-def with_retention_end(pack: Pack, led: Ledger, t: ir.Table) -> ir.Table:
-    """``t`` (records) plus a ``retention_end`` column."""
+def with_retention_end(
+    pack: Pack, led: Ledger, t: ir.Table, types: list[str] | None = None
+) -> ir.Table:
+    """``t`` (records) plus a ``retention_end`` column; ``types``: the only record types
+    ``t`` can hold, when known (rules for other types are left out of the query)."""
     by_type = rule_by_type(pack)
+    if types is not None:
+        by_type = {ty: rule for ty, rule in by_type.items() if ty in types}
 
     def from_occurrence(x: ir.Table) -> list[tuple[Any, Any]]:
         branches = []
@@ -42,7 +47,7 @@ def with_retention_end(pack: Pack, led: Ledger, t: ir.Table) -> ir.Table:
                 )
         return branches
 
-    conduct = [r for r in pack.retention if r.start == "conduct_end"]
+    conduct = [r for r in pack.retention if r.start == "conduct_end" and r in by_type.values()]
     if not conduct:
         branches = from_occurrence(t)
         if not branches:

@@ -6,6 +6,7 @@ functions), so the same evaluation compiles for DuckDB, PostgreSQL and Spark.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -165,6 +166,16 @@ def with_period_end(t: ir.Table, ts: ir.Value, days: ir.Value, name: str) -> ir.
     end = j._hnext.fill_null(j._plast) + ibis.interval(days=1) - LOCAL
     j = j.mutate(**{name: ibis.cases((j._pdays > 0, end), else_=j._pts)})
     return j.drop("_plast", "_pdays", "_pts", "_hday", "_hnext")
+
+
+_names = itertools.count()
+
+
+def boundary(t: ir.Table, what: str) -> ir.Table:
+    """``t`` as a named subquery (a CTE): later expressions refer to its columns instead
+    of repeating the computation behind them, which Ibis otherwise inlines at every
+    use (multiplying the SQL text, and its compile time, with each self-join)."""
+    return t.alias(f"_{what}_{next(_names)}")
 
 
 def record_resolver(t: ir.Table) -> Resolver:
