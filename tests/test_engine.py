@@ -528,3 +528,50 @@ def test_scorecard_and_feature_table(store: Store) -> None:
     assert ev.reasons is not None
     top = [(r["subject_id"], r["rule_id"], r["points_lost"]) for r in rows(ev.reasons)]
     assert ("P1", "n_od", 70.0) in top and ("P1", "since", 70.0) in top
+
+
+def test_arrears_episode_counts_its_deepest_report_once(store: Store) -> None:
+    # "-10 per monthly cycle" (Rongcheng standards): reports at 30, 60 and 90 days on
+    # one account are one episode, 3 cycles deep; a cure starts a new episode.
+    def overdue(at: str, days: int, rid: str) -> dict:
+        return rec(
+            "P1",
+            "loan.payment_overdue",
+            T(at),
+            record_id=rid,
+            source_kind="lender",
+            account_id="a",
+            days_past_due=days,
+            amount_due=1.0,
+        )
+
+    cured = rec("P1", "loan.overdue_cured", T("2024-05-01"), source_kind="lender", account_id="a")
+    insert(
+        store,
+        [
+            overdue("2024-01-01", 30, "o30"),
+            overdue("2024-02-01", 60, "o60"),
+            overdue("2024-03-01", 90, "o90"),
+            cured,
+            overdue("2024-06-01", 30, "n30"),
+        ],
+    )
+    rule = {
+        "id": "arrears",
+        "type": "loan.payment_overdue",
+        "points": -10,
+        "multiplier": "ceil(days_past_due / 30)",
+        "episode": {"key": "account_id", "ended_by": ["loan.overdue_cured"]},
+    }
+    p = pack(
+        scope={"record_types": [*MUNI, "loan.overdue_cured"], "source_kinds": ["lender"]},
+        score={"base": 1000, "rules": [rule]},
+    )
+    assert score_map(store, p, as_of=T("2024-04-01"))["P1"][0] == 970
+    ev = evaluate(store, [p], as_of=T("2024-07-01"), explain=True)
+    assert [r["score"] for r in rows(ev.scores)] == [960.0]
+    assert ev.contributions is not None
+    assert sorted((r["record_id"], r["points"]) for r in rows(ev.contributions)) == [
+        ("n30", -10.0),
+        ("o90", -30.0),
+    ]
