@@ -1,23 +1,28 @@
 """List entries: one per entry record, with the instant and the reason it ends.
 
 An entry record is a record of the list's ``entry_type`` in scope, of one of
-its ``subject_kinds``, for which ``when`` holds, no exclusion holds
-(``subject.age`` is the age at the record's occurrence: minors are never
+its ``subject_kinds``, that occurred on or after the list's ``applies_from``
+(default: the pack's effective date), for which ``when`` holds, no exclusion
+holds (``subject.age`` is the age at the record's occurrence: minors are never
 listed) and some term rule matches (a record no term rule fits is not listed).
-start = occurred + ``start_delay_days`` + ``start_delay_attribute`` days (NULL
-attribute: 0). The term runs from the start: years (+ ``extension_attribute``
-years), then days; open-ended: no term end.
+start = the end of a period of ``start_delay_days`` + ``start_delay_attribute``
+days (NULL attribute: 0) from the occurrence, counted as Civil Procedure Law
+Art. 85 counts (``scope.with_period_end``). The term runs from the start on the
+Asia/Shanghai calendar: years (+ ``extension_attribute`` years), then days;
+open-ended: no term end.
 
 The entry ends at the earliest of these, and on a tie the first in this order
 names the reason: 'revoked' (the revocation's occurred_at), 'removal' (the
 first removal record of the same subject, and key when ``match_key``, that
-occurred at or after the entry record), 'superseded' (the next entry of the
-same subject and key, in (occurred_at, record_id) order), 'term',
-'retention' (the entry record's retention end). Removal and superseding
-records that are themselves revoked do not count; events after ``as_of`` are
-not yet known. A NULL key matches a NULL key. Entries that end at or before
-they start (e.g. performed within the grace period) stay in the table but
-are never active.
+occurred at or after the entry record, and whose ``applies_to`` fits the
+entry: open-ended or termed), 'superseded' (the start of the next entry of the
+same subject and key, in (occurred_at, record_id) order, whose own end (its
+end but for supersession; open = latest) is not earlier: a later decision on
+the same case extends a listing, never shortens it), 'term', 'retention' (the
+entry record's retention end). Removal and superseding records that are
+themselves revoked do not count; events after ``as_of`` are not yet known. A
+NULL key matches a NULL key. Entries that end at or before they start (e.g.
+performed within the grace period) stay in the table but are never active.
 """
 
 from __future__ import annotations

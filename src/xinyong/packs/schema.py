@@ -9,34 +9,49 @@ see every objection at once rather than the first one.
 
 Semantics the engine implements (and the reference evaluator mirrors):
 
+calendar   every date is an Asia/Shanghai local date (a bare date is 00:00
+           local); years and months are counted on the local calendar; a period
+           of N days does not count its first day and, when its last day is not a
+           working day, ends on the next working day (Civil Procedure Law Art. 85,
+           ``xinyong.calendar``); it is over at 00:00 local after its last day.
+applies_from  a score rule or list counts records that occurred on or after its
+           ``applies_from``, by default the pack's effective date (no retroactive
+           rules, Legislation Law Art. 104; the linter refuses a detrimental rule
+           that reaches back and wants a ``retroactive_basis`` for a favourable one).
 scope      the only record types and source kinds the system may see.
 score      score(S, T) = clamp(base + sum of points of every counted record),
            a record counting when: its type matches a rule, the rule's ``when``
            holds on its attributes (``subject.age`` is the age at the record's
-           occurrence), it occurred in [rule.applies_from, T], within the
+           occurrence), it occurred in [applies_from, T], within the
            rule's ``window_days`` before T, is not past retention and not
-           revoked; ``points * multiplier`` per record; per rule at most
+           revoked; ``points * multiplier`` per record; with an ``episode``, only
+           the record with the most points (in absolute value) of each episode
+           (same key, no ending record between); per rule at most
            ``max_count`` records (the most recent) and at most ``cap_points`` in
            absolute value. No score when consent is required and the latest
            consent record for this system at T is not a grant, or when the
            subject is younger than ``min_age`` at T, or is not of
-           ``subject_kinds``. Grade: the first band (ordered high to low)
-           whose ``min`` is <= score.
+           ``subject_kinds``, or lacks the ``min_history`` ("insufficient data").
+           Grade: the first band (ordered high to low) whose ``min`` is <= score.
            A ``scorecard`` replaces per-record points by features (aggregates
            of records) binned into points (the commercial system).
 lists      an entry per record of ``entry_type`` (not excluded, ``when``
-           holds); it starts ``start_delay_days`` (+ the value of
-           ``start_delay_attribute``) days after the record occurred and ends
-           at the earliest of: the term (first matching ``terms`` rule, plus
-           ``extension_attribute`` years), the first removal record of the same
-           subject and key occurring at or after the entry record, the next
-           entry record of the same subject and key (one entry per key), a
-           revocation of the entry record. An open-ended term has no end but
-           a removal.
+           holds); it starts when a period of ``start_delay_days`` (+ the value
+           of ``start_delay_attribute``) days from the record is over (calendar,
+           above) and ends at the earliest of: the term (first matching
+           ``terms`` rule, plus ``extension_attribute`` years), the first removal
+           record of the same subject and key occurring at or after the entry
+           record (``applies_to``: any entry, open-ended ones or termed ones), the
+           start of the next entry record of the same subject and key that lasts
+           at least as long (a later decision may extend, never shorten), a
+           revocation of the entry record. An open-ended term has no end but a
+           removal.
 consequences  while a list entry is active, or while the subject's grade is
            one of ``grades``, the subject (or the person the subject relates to
            along a declared legal-role relation) gets ``effect`` on
-           ``service``.
+           ``service``. A relation with ``transferred_by`` keeps a list entry's
+           restriction on the person who held the role when it started, until a
+           transfer record of the same case moves it (engine/transfers.py).
 retention  records of ``types`` stop counting and showing ``years`` after
            they occurred, or after the conduct ended (a record of
            ``ended_by`` with the same ``key`` attribute).
