@@ -152,7 +152,11 @@ def _non_working_days() -> ir.Table:
     )
 
 
-CALENDAR_YEARS = (1990, 2099)  # the engine's working-day table; xinyong.calendar beyond
+# The years of the engine's working-day table (xinyong.calendar, its fallback beyond
+# the published years included). A period ending outside them is not moved to a
+# working day by the engine (the reference evaluator would move it); intake dates
+# lie well inside.
+CALENDAR_YEARS = (1990, 2099)
 
 
 def with_period_end(t: ir.Table, ts: ir.Value, days: ir.Value, name: str) -> ir.Table:
