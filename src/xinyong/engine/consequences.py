@@ -9,7 +9,9 @@ list entry, one row per representative whose tenure intersects the entry
 (tenure = from that representative record's occurrence to the next one of the
 same organization), since/until the intersection; for a grade, the
 representative at ``as_of``. Representative records are read when the pack
-declares the relation (whatever its scope says), known and not revoked.
+declares the relation (whatever its scope says), known and not revoked. For a
+relation declared with ``transferred_by``, a list entry reaches the person who
+held the role when it started until a court transfers it (engine/transfers.py).
 """
 
 from __future__ import annotations
