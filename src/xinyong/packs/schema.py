@@ -377,6 +377,12 @@ class Pack(_Strict):
             raise ValueError("consequence ids must be unique")
         grades = {b.grade for b in self.score.grades} if self.score else set()
         relations = {r.id for r in self.relations}
+        transferred = [r.id for r in self.relations if r.transferred_by is not None]
+        if transferred and len({x.key for x in self.lists}) > 1:
+            raise ValueError(
+                f"relation {transferred[0]!r} is transferred by a record of the case: every"
+                " list must then share one key (the case attribute the transfer names)"
+            )
         for c in self.consequences:
             if c.list is not None and c.list not in list_ids:
                 raise ValueError(f"consequence {c.id}: unknown list {c.list!r}")
