@@ -6,7 +6,6 @@ functions), so the same evaluation compiles for DuckDB, PostgreSQL and Spark.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -172,14 +171,15 @@ def with_period_end(t: ir.Table, ts: ir.Value, days: ir.Value, name: str) -> ir.
     return j.drop("_plast", "_pdays", "_pts", "_hday", "_hnext")
 
 
-_names = itertools.count()
-
-
 def boundary(t: ir.Table, what: str) -> ir.Table:
     """``t`` as a named subquery (a CTE): later expressions refer to its columns instead
     of repeating the computation behind them, which Ibis otherwise inlines at every
-    use (multiplying the SQL text, and its compile time, with each self-join)."""
-    return t.alias(f"_{what}_{next(_names)}")
+    use (multiplying the SQL text, and its compile time, with each self-join).
+
+    The name comes from the expression's structural hash: the same expression gets
+    the same name (one CTE, and a stable plan), two different ones never share it.
+    """
+    return t.alias(f"_{what}_{hash(t.op()) & 0xFFFFFFFFFFFF:012x}")
 
 
 def record_resolver(t: ir.Table) -> Resolver:
