@@ -575,3 +575,29 @@ def test_arrears_episode_counts_its_deepest_report_once(store: Store) -> None:
         ("n30", -10.0),
         ("o90", -30.0),
     ]
+
+
+def test_grace_periods_end_on_the_working_day_the_calendar_gives(store: Store) -> None:
+    # Every day of 2024 through the National Day week of 2025, with 30 and 92 days'
+    # grace: the engine's working-day table agrees with xinyong.calendar (Art. 85).
+    from datetime import timedelta
+
+    from xinyong.engine.reference import period_end
+
+    decided = [
+        T("2024-01-01") + timedelta(days=i, hours=h) for i in range(0, 640, 3) for h in (0, 15)
+    ]
+    insert(
+        store,
+        [
+            listing("P1", "2024-01-01", f"k{i}", record_id=f"g{i}", grace_days=g)
+            | {"occurred_at": at, "recorded_at": at}
+            for i, (at, g) in enumerate((at, g) for at in decided for g in (30, 92))
+        ],
+    )
+    got = entries(store, list_pack(), as_of=T("2026-01-01"))
+    want = {
+        f"g{i}": period_end(at, g)
+        for i, (at, g) in enumerate((at, g) for at in decided for g in (30, 92))
+    }
+    assert {rid: row["start_at"] for rid, row in got.items()} == want
