@@ -48,7 +48,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert run(db, "init", "--json")[0] == 0
     assert run(db, "sources", "add", COURT, "--kind", "court")[0] == 0
     records = [
-        # Art. 1(3) evasion, 1 year extension, 30 days' grace: 2024-03-31 .. 2027-03-31
+        # Art. 1(3) evasion, 1 year extension, 30 days' grace (day 30, Sunday 03-31, moves
+        # to Monday 04-01, Civil Procedure Law Art. 85): 2024-04-02 .. 2027-04-02
         listing(
             "c1",
             DEBTOR,
@@ -118,8 +119,8 @@ def test_check_answers_with_every_reason(registry: Path) -> None:
     assert set(answer) == {"subject_id", "service", "at", "decision", "reasons"}
     assert answer["decision"] == "deny" and answer["at"] == "2024-06-01T00:00:00+08:00"
     by_since = sorted(answer["reasons"], key=lambda r: r["since"])
-    assert [r["since"][:10] for r in by_since] == ["2024-03-31", "2024-05-01"]
-    assert by_since[0]["until"] == "2027-03-31T00:00:00+08:00"  # 2 years + 1 extension
+    assert [r["since"][:10] for r in by_since] == ["2024-04-02", "2024-05-01"]
+    assert by_since[0]["until"] == "2027-04-02T00:00:00+08:00"  # 2 years + 1 extension
     assert by_since[1]["until"] is None  # open-ended until performed
     for reason in by_since:
         assert reason["system"] == "judicial" and reason["list"] == "dishonest_debtors"
@@ -130,7 +131,7 @@ def test_check_after_performance_and_after_term(registry: Path) -> None:
     code, out = run(registry, "check", DEBTOR, "rail.high_speed", "--at", "2026-06-01", "--json")
     answer = json.loads(out)
     assert answer["decision"] == "deny" and len(answer["reasons"]) == 1  # case 200 performed
-    code, out = run(registry, "check", DEBTOR, "rail.high_speed", "--at", "2027-04-01", "--json")
+    code, out = run(registry, "check", DEBTOR, "rail.high_speed", "--at", "2027-04-02", "--json")
     assert json.loads(out) == {**json.loads(out), "decision": "allow", "reasons": []}
 
 

@@ -268,8 +268,11 @@ def test_terms_extension_grace_open_ended(store: Store) -> None:
     )
     got = entries(store, list_pack(), as_of=T("2021-01-01"))
     assert got["e1"]["end_at"] == T("2022-01-01") and got["e1"]["end_reason"] == "term"
-    assert got["e2"]["start_at"] == T("2020-01-31")
-    assert got["e2"]["end_at"] == T("2023-01-31")
+    # Civil Procedure Law Art. 85: 2020-01-01 is not counted, day 30 is 2020-01-31, a
+    # holiday (Spring Festival 2020, extended to 2 February), so the grace period ends
+    # on Monday 2020-02-03 and the restriction starts at 00:00 on 2020-02-04.
+    assert got["e2"]["start_at"] == T("2020-02-04")
+    assert got["e2"]["end_at"] == T("2023-02-04")
     assert got["e3"]["end_at"] is None and got["e3"]["end_reason"] is None
 
 
@@ -525,3 +528,76 @@ def test_scorecard_and_feature_table(store: Store) -> None:
     assert ev.reasons is not None
     top = [(r["subject_id"], r["rule_id"], r["points_lost"]) for r in rows(ev.reasons)]
     assert ("P1", "n_od", 70.0) in top and ("P1", "since", 70.0) in top
+
+
+def test_arrears_episode_counts_its_deepest_report_once(store: Store) -> None:
+    # "-10 per monthly cycle" (Rongcheng standards): reports at 30, 60 and 90 days on
+    # one account are one episode, 3 cycles deep; a cure starts a new episode.
+    def overdue(at: str, days: int, rid: str) -> dict:
+        return rec(
+            "P1",
+            "loan.payment_overdue",
+            T(at),
+            record_id=rid,
+            source_kind="lender",
+            account_id="a",
+            days_past_due=days,
+            amount_due=1.0,
+        )
+
+    cured = rec("P1", "loan.overdue_cured", T("2024-05-01"), source_kind="lender", account_id="a")
+    insert(
+        store,
+        [
+            overdue("2024-01-01", 30, "o30"),
+            overdue("2024-02-01", 60, "o60"),
+            overdue("2024-03-01", 90, "o90"),
+            cured,
+            overdue("2024-06-01", 30, "n30"),
+        ],
+    )
+    rule = {
+        "id": "arrears",
+        "type": "loan.payment_overdue",
+        "points": -10,
+        "multiplier": "ceil(days_past_due / 30)",
+        "episode": {"key": "account_id", "ended_by": ["loan.overdue_cured"]},
+    }
+    p = pack(
+        scope={"record_types": [*MUNI, "loan.overdue_cured"], "source_kinds": ["lender"]},
+        score={"base": 1000, "rules": [rule]},
+    )
+    assert score_map(store, p, as_of=T("2024-04-01"))["P1"][0] == 970
+    ev = evaluate(store, [p], as_of=T("2024-07-01"), explain=True)
+    assert [r["score"] for r in rows(ev.scores)] == [960.0]
+    assert ev.contributions is not None
+    assert sorted((r["record_id"], r["points"]) for r in rows(ev.contributions)) == [
+        ("n30", -10.0),
+        ("o90", -30.0),
+    ]
+
+
+def test_grace_periods_end_on_the_working_day_the_calendar_gives(store: Store) -> None:
+    # Every day of 2024 through the National Day week of 2025, with 30 and 92 days'
+    # grace: the engine's working-day table agrees with xinyong.calendar (Art. 85).
+    from datetime import timedelta
+
+    from xinyong.engine.reference import period_end
+
+    decided = [
+        T("2024-01-01") + timedelta(days=i, hours=h) for i in range(0, 640, 3) for h in (0, 15)
+    ]
+    insert(
+        store,
+        [
+            listing("P1", "2024-01-01", f"k{i}", record_id=f"g{i}", grace_days=g)
+            | {"occurred_at": at, "recorded_at": at}
+            for i, (at, g) in enumerate((at, g) for at in decided for g in (30, 92))
+        ],
+    )
+    got = entries(store, list_pack(), as_of=T("2026-01-01"))
+    want = {
+        f"g{i}": period_end(at, g)
+        for i, (at, g) in enumerate((at, g) for at in decided for g in (30, 92))
+    }
+    assert {rid: row["start_at"] for rid, row in got.items()} == want

@@ -38,7 +38,10 @@ def store() -> Iterator[Store]:
 
 
 def instant(draw: Any) -> datetime:
-    return EPOCH + timedelta(days=draw(st.integers(0, 2500)), hours=draw(st.sampled_from([0, 5])))
+    # 15:59 and 16:00 UTC straddle midnight in Shanghai: calendar arithmetic must use
+    # the local date (issue 7, finding 6).
+    hour, minute = draw(st.sampled_from([(0, 0), (5, 0), (15, 59), (16, 0), (16, 0)]))
+    return EPOCH + timedelta(days=draw(st.integers(0, 2500)), hours=hour, minutes=minute)
 
 
 @st.composite
@@ -58,6 +61,10 @@ def ledgers(draw: Any) -> list[dict[str, Any]]:
                     "list",
                     "list",
                     "done",
+                    "early",
+                    "ended",
+                    "transfer",
+                    "open",
                     "consent",
                     "withdraw",
                     "rep",
@@ -94,12 +101,35 @@ def ledgers(draw: Any) -> list[dict[str, Any]]:
                 grace_days=draw(st.sampled_from([0, 0, 30, 92])),
                 **common,
             )
-        elif kind == "done":
+        elif kind in ("done", "early"):
+            ty = "court.obligation_fulfilled" if kind == "done" else "court.early_deletion"
+            r = rec(anyone, ty, at, case_no=draw(st.sampled_from(["c1", "c2"])), **common)
+        elif kind == "ended":
             r = rec(
                 anyone,
-                "court.obligation_fulfilled",
+                "court.enforcement_ended",
                 at,
                 case_no=draw(st.sampled_from(["c1", "c2"])),
+                reason="suspended",
+                **common,
+            )
+        elif kind == "transfer":
+            r = rec(
+                draw(st.sampled_from(ORGS)),
+                "court.restriction_transferred",
+                at,
+                case_no=draw(st.sampled_from(["c1", "c2"])),
+                person_id=person,
+                **common,
+            )
+        elif kind == "open":
+            r = rec(
+                anyone,
+                "loan.opened",
+                at,
+                account_id=draw(st.sampled_from("ab")),
+                kind="consumer",
+                amount=100.0,
                 **common,
             )
         elif kind in ("consent", "withdraw"):
@@ -161,6 +191,9 @@ def packs(draw: Any) -> Any:
                 ),
             )
             rule["multiplier"] = opt(draw, "ceil(days_past_due / 30)")
+            rule["episode"] = opt(
+                draw, {"key": "account_id", "ended_by": ["loan.overdue_cured", "loan.opened"]}
+            )
         else:
             rule["when"] = opt(draw, "ticket_no in ['x', 'y']")
         rule["window_days"] = opt(draw, draw(st.sampled_from([30, 365, 900])))
@@ -180,6 +213,8 @@ def packs(draw: Any) -> Any:
         score["min_age"] = 18
     if draw(st.booleans()):
         score["subject_kinds"] = ["person"]
+    if draw(st.booleans()):
+        score["min_history"] = {"types": ["loan.opened"], "months": draw(st.sampled_from([1, 6]))}
     terms: list[dict[str, Any]] = []
     if draw(st.booleans()):
         terms.append({"when": "ground == 'able_but_refuses'", "open_ended": True})
@@ -193,7 +228,16 @@ def packs(draw: Any) -> Any:
         "start_delay_attribute": opt(draw, "grace_days"),
         "extension_attribute": opt(draw, "extension_years"),
         "terms": terms,
-        "removal": [{"type": "court.obligation_fulfilled", "match_key": draw(st.booleans())}],
+        "removal": [
+            {
+                "type": "court.obligation_fulfilled",
+                "match_key": draw(st.booleans()),
+                "applies_to": draw(st.sampled_from(["any", "open_ended"])),
+            },
+            {"type": "court.enforcement_ended", "applies_to": "open_ended"},
+            {"type": "court.early_deletion", "applies_to": "termed"},
+        ],
+        "applies_from": opt(draw, "2019-03-01"),
         "exclusions": [{"id": "minor", "when": "subject.age < 18"}],
         "legal_basis": "basis",
     }
@@ -221,13 +265,24 @@ def packs(draw: Any) -> Any:
                 "loan.overdue_cured",
                 "court.listing_decision",
                 "court.obligation_fulfilled",
+                "court.early_deletion",
+                "court.enforcement_ended",
+                "court.restriction_transferred",
+                "loan.opened",
                 "subject.consent_granted",
                 "subject.consent_withdrawn",
                 "record.revoked",
             ],
             "source_kinds": draw(st.sampled_from([SOURCES, ["court", "city", "lender"]])),
         },
-        relations=[{"id": "legal_representative", "legal_basis": "b"}],
+        relations=[
+            {
+                "id": "legal_representative",
+                "legal_basis": "b",
+                "transferred_by": opt(draw, "court.restriction_transferred"),
+            }
+        ],
+        meta_effective_from=draw(st.sampled_from(["2000-01-01", "2019-06-01"])),
         score=score,
         lists=[lst],
         consequences=[

@@ -76,12 +76,12 @@ def insert(store: Store, records: list[dict[str, Any]], batch_id: int = 1) -> No
     store.sql.unregister("_incoming")
 
 
-def pack(**sections: Any) -> Pack:
+def pack(meta_effective_from: str = "2000-01-01", **sections: Any) -> Pack:
     body: dict[str, Any] = {
         "meta": {
             "system": "testsys",
             "version": "1",
-            "effective_from": "2000-01-01",
+            "effective_from": meta_effective_from,
             "title": "test",
             "authority": "test",
             "legal_basis": "test basis",

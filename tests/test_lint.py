@@ -471,3 +471,49 @@ def test_rongcheng_has_only_the_expected_warnings() -> None:
     illustrative = sorted(f.rule_id for f in found if "illustrative" in f.message)
     assert illustrative == sorted(c.id for c in p.consequences)
     assert len(found) == len(unrelated) + len(illustrative)
+
+
+# -- no retroactivity (Legislation Law Art. 104) and ranges ------------------------
+
+
+def test_detrimental_rule_reaching_back_is_refused() -> None:
+    raw = make()
+    raw["lists"][0]["applies_from"] = "2023-06-01"  # the pack is in force from 2024-01-01
+    assert has(errors(pack(raw)), "lists.debtors", "Legislation Law, Art. 104")
+
+
+def test_favourable_rule_may_reach_back_citing_its_basis() -> None:
+    raw = make()
+    raw["scope"]["record_types"] += ["civic.blood_donation"]
+    raw["scope"]["source_kinds"] += ["city"]
+    raw["score"] = {
+        "base": 100,
+        "min_score": 0,
+        "rules": [
+            {
+                "id": "blood",
+                "type": "civic.blood_donation",
+                "points": 5,
+                "applies_from": "2023-01-01",
+                "legal_basis": "Test Act, Art. 7",
+            }
+        ],
+    }
+    assert has(errors(pack(raw)), "blood", "must cite its basis")
+    raw["score"]["rules"][0]["retroactive_basis"] = "Test Act, Art. 9: favourable to citizens"
+    assert errors(pack(raw)) == []
+    raw["score"]["rules"][0]["points"] = -5
+    assert has(errors(pack(raw)), "blood", "never applies retroactively")
+
+
+def test_points_system_without_a_floor_is_warned() -> None:
+    raw = make()
+    raw["scope"]["record_types"] += ["utility.theft"]
+    raw["scope"]["source_kinds"] += ["utility"]
+    raw["score"] = {
+        "base": 100,
+        "rules": [{"id": "theft", "type": "utility.theft", "points": -60, "legal_basis": "T"}],
+    }
+    assert has(warnings(pack(raw)), "score", "no floor")
+    raw["score"]["min_score"] = 0
+    assert not has(warnings(pack(raw)), "score", "no floor")

@@ -100,14 +100,57 @@ def test_judicial_restrictions() -> None:
     assert on_rep == consumption
     assert all(c.effect == "deny" and c.list == "dishonest_debtors" for c in pack.consequences)
     (spec,) = pack.lists
-    assert {r.type for r in spec.removal} == {
-        "court.obligation_fulfilled",
-        "court.settlement_performed",
-        "court.creditor_withdrew",
-        "court.enforcement_ended",
-        "court.listing_revoked",
+    # Art. 10 ¶1 triggers end open-ended listings only (Art. 10 ¶2); early deletion
+    # (Art. 2 ¶2) ends termed ones; revocation (Art. 9) any.
+    assert {(r.type, r.applies_to) for r in spec.removal} == {
+        ("court.obligation_fulfilled", "open_ended"),
+        ("court.settlement_performed", "open_ended"),
+        ("court.creditor_withdrew", "open_ended"),
+        ("court.enforcement_ended", "open_ended"),
+        ("court.early_deletion", "termed"),
+        ("court.listing_revoked", "any"),
     }
     assert spec.curable and spec.key == "case_no"
+    (relation,) = pack.relations
+    assert relation.transferred_by == "court.restriction_transferred"
+
+
+def test_judicial_publishes_the_art_6_fields() -> None:
+    # Fa Shi [2017] No. 7, Art. 6: person: name, sex, age, ID number; organization:
+    # name, code, legal representative's name; the obligation and how far it was
+    # performed; the conduct; the case number, filing date and enforcing court.
+    (spec,) = load_pack(_paths()["judicial"]).lists
+    assert {
+        "name",
+        "gender",
+        "age",
+        "subject_id",
+        "legal_representative_name",
+        "obligation_performance",
+        "ground",
+        "case_no",
+        "occurred_at",
+        "enforcing_court",
+    } <= set(spec.public_fields)
+
+
+def test_effective_dates_are_shanghai_dates(tmp_path: Path) -> None:
+    from xinyong.checks import explain
+    from xinyong.checks.questions import UnknownName
+    from xinyong.packs import installed_packs
+    from xinyong.timeutil import parse_instant
+
+    with Store(tmp_path / "r.duckdb") as store:
+        install_pack(store, _paths()["judicial"])
+        # in force from 2017-05-01 00:00 Asia/Shanghai, which is 2017-04-30 16:00 UTC
+        at = parse_instant("2017-05-01T00:30:00+08:00")
+        assert [p.system for p in installed_packs(store, at)] == ["judicial"]
+        before = parse_instant("2017-04-30T23:30:00+08:00")
+        assert installed_packs(store, before) == []
+        with pytest.raises(UnknownName, match=r"not yet in force .*\(from 2017-05-01\)"):
+            explain(store, "371082198903120114", system="judicial", at=before)
+        with pytest.raises(UnknownName, match="unknown system 'nowhere'"):
+            explain(store, "371082198903120114", system="nowhere", at=at)
 
 
 def test_rongcheng_published_values() -> None:
@@ -143,7 +186,12 @@ def test_rongcheng_published_values() -> None:
 
 def test_financial_retention_and_access() -> None:
     pack = load_pack(_paths()["financial"])
-    assert pack.score is None and not pack.lists and not pack.consequences
+    # It reports and imposes nothing; its one list records the courts' list of
+    # dishonest debtors (Fa Shi [2017] No. 7, Art. 8 ¶2) for the report.
+    assert pack.score is None and not pack.consequences
+    assert [s.id for s in pack.lists] == ["dishonest_debtors"]
+    debt = next(r for r in pack.retention if "court.debt_liability" in r.types)
+    assert (debt.start, debt.ended_by) == ("conduct_end", ["court.obligation_fulfilled"])
     overdue = next(r for r in pack.retention if "loan.payment_overdue" in r.types)
     assert (overdue.years, overdue.start, overdue.key) == (5, "conduct_end", "account_id")
     assert set(overdue.ended_by) == {"loan.overdue_cured", "loan.closed"}

@@ -21,6 +21,7 @@ from xinyong.checks.answers import CheckAnswer, ScoreAnswer
 from xinyong.checks.index import COLUMNS, ConsequenceIndex, latest_run, run_is_current
 from xinyong.ledger.store import Store
 from xinyong.packs import Pack, installed_packs
+from xinyong.packs.loader import first_in_force
 from xinyong.timeutil import age_on, now_utc, to_local_iso
 
 
@@ -43,6 +44,9 @@ def _check_service(service: str) -> None:
 def _pack_for(store: Store, system: str, at: datetime) -> Pack:
     packs = {p.system: p for p in installed_packs(store, at)}
     if system not in packs:
+        first = first_in_force(store).get(system)
+        if first is not None:
+            raise UnknownName(f"system {system!r} is not yet in force at that time (from {first})")
         known = ", ".join(sorted(packs)) or "none installed"
         raise UnknownName(f"unknown system {system!r} at that time; installed: {known}")
     return packs[system]

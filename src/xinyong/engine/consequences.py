@@ -9,7 +9,9 @@ list entry, one row per representative whose tenure intersects the entry
 (tenure = from that representative record's occurrence to the next one of the
 same organization), since/until the intersection; for a grade, the
 representative at ``as_of``. Representative records are read when the pack
-declares the relation (whatever its scope says), known and not revoked.
+declares the relation (whatever its scope says), known and not revoked. For a
+relation declared with ``transferred_by``, a list entry reaches the person who
+held the role when it started until a court transfers it (engine/transfers.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import ibis.expr.types as ir
 
 from xinyong.catalog import load_catalog
 from xinyong.engine.scope import Ledger, attr, not_revoked
-from xinyong.packs.schema import Pack
+from xinyong.engine.transfers import holders, transfers
+from xinyong.packs.schema import Pack, RelationUse
 
 COLUMNS = {
     "system": "string",
@@ -108,7 +111,9 @@ def consequences(
             entries.end_at.isnull()
             | ((entries.end_at > led.as_of) & (entries.start_at < entries.end_at)),
         )
-        base = e.select(_sid=e.subject_id, _key=e.list_id, since=e.start_at, until=e.end_at)
+        base = e.select(
+            _sid=e.subject_id, _key=e.list_id, _ekey=e.key, since=e.start_at, until=e.end_at
+        )
         bases.append(("list", base, list_rules))
     grade_rules = _rule_table(pack, "grade")
     if scores is not None and grade_rules is not None:
@@ -116,6 +121,7 @@ def consequences(
         base = s.select(
             _sid=s.subject_id,
             _key=s.grade,
+            _ekey=ibis.null("string"),
             since=ibis.literal(led.as_of),
             until=ibis.null("timestamp"),
         )
@@ -138,14 +144,28 @@ def consequences(
             )
         )
         for relation in relations:
-            out.append(_reach(relation, led, j.filter(j._reaches == relation)))
+            use = next(r for r in pack.relations if r.id == relation)
+            moved = use if kind == "list" and use.transferred_by else None
+            keys = {s.key for s in pack.lists}
+            key = next(iter(keys)) if len(keys) == 1 else None
+            out.append(_reach(relation, led, j.filter(j._reaches == relation), moved, key))
     return out
 
 
-def _reach(relation: str, led: Ledger, base: ir.Table) -> ir.Table:
-    """Consequences given to the person the relation names, during its tenure."""
+def _reach(
+    relation: str,
+    led: Ledger,
+    base: ir.Table,
+    moved: RelationUse | None = None,
+    key: str | None = None,
+) -> ir.Table:
+    """Consequences given to the person the relation names, during its tenure (or,
+    for a relation the court transfers, while they hold the restriction: transfers)."""
     reps = representatives(relation, led)
-    j = base.join(reps, base._sid == reps._org)
+    if moved is None:
+        j = base.join(reps, base._sid == reps._org)
+    else:
+        j = holders(base, reps, transfers(moved, key, led))
     since = ibis.greatest(j.since, j._from)
     until = ibis.cases(
         (j.until.isnull(), j._until),

@@ -14,7 +14,7 @@ import ibis.expr.types as ir
 
 from xinyong.engine.features import feature_filter
 from xinyong.engine.scope import Ledger
-from xinyong.engine.scores import Part, rule_match, rule_points
+from xinyong.engine.scores import Part, counted, rule_match, rule_points
 from xinyong.packs.schema import Pack
 
 CONTRIBUTION_COLUMNS = {
@@ -93,10 +93,30 @@ def contributions(pack: Pack, led: Ledger, vis: ir.Table, parts: ir.Table) -> ir
         points = ibis.null("float64")
     else:
         match = ibis.cases(
-            *[(j._rule == r.id, rule_match(r, j, led)) for r in score.rules], else_=False
+            *[
+                (j._rule == r.id, rule_match(r, j, led, since=pack.applies_from(r)))
+                for r in score.rules
+            ],
+            else_=False,
         )
         points = ibis.cases(*[(j._rule == r.id, rule_points(r, j)) for r in score.rules])
     hits = j.filter(match).mutate(points=points.cast("float64"))
+    episodic = [r for r in score.rules if r.episode is not None] if score.scorecard is None else []
+    if episodic:
+        # Only the deepest record of each episode counts (scores.counted).
+        kept = [
+            counted(r, led, vis, since=pack.applies_from(r)).select(
+                _krid="record_id", _krule=ibis.literal(r.id)
+            )
+            for r in episodic
+        ]
+        keep = kept[0]
+        for k in kept[1:]:
+            keep = keep.union(k, distinct=False)
+        ids = [r.id for r in episodic]
+        plain = hits.filter(~hits._rule.isin(ids))
+        deep = hits.semi_join(keep, [hits.record_id == keep._krid, hits._rule == keep._krule])
+        hits = plain.union(deep, distinct=False)
     w = ibis.window(
         group_by=[hits.subject_id, hits._rule],
         order_by=[hits.occurred_at.desc(), hits.record_id.desc()],

@@ -15,24 +15,36 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from xinyong.calendar import add_days
 from xinyong.catalog import load_catalog
 from xinyong.engine.scope import CONSENT_GRANTED, CONSENT_WITHDRAWN, REVOKED
 from xinyong.packs.expressions import evaluate as eval_expr
 from xinyong.packs.expressions import holds, parse
 from xinyong.packs.schema import Feature, ListSpec, Pack, RetentionRule, Score, ScoreRule
-from xinyong.timeutil import age_on, parse_instant
+from xinyong.timeutil import (
+    add_local_months,
+    add_local_years,
+    age_on,
+    local_date,
+    local_midnight,
+)
 
 Record = dict[str, Any]
 Row = dict[str, Any]
 
 
 def add_years(dt: datetime, years: int) -> datetime:
-    """Calendar years later; 29 February becomes 28 February (as SQL intervals do)."""
-    year = dt.year + years
-    day = dt.day
-    if dt.month == 2 and day == 29 and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
-        day = 28
-    return dt.replace(year=year, day=day)
+    """Calendar years later on the Asia/Shanghai calendar (timeutil.add_local_years)."""
+    return add_local_years(dt, years)
+
+
+def period_end(dt: datetime, days: int) -> datetime:
+    """When a period of ``days`` days starting at ``dt`` is over (Civil Procedure Law
+    Art. 85, ``xinyong.calendar.add_days``): 00:00 local after its last day."""
+    if days <= 0:
+        return dt
+    last = add_days(local_date(dt), days)
+    return local_midnight(last + timedelta(days=1))
 
 
 def _env(r: Record) -> dict[str, Any]:
@@ -144,6 +156,14 @@ class _Pack:
             granted, withdrawn = last(CONSENT_GRANTED), last(CONSENT_WITHDRAWN)
             if granted is None or (withdrawn is not None and withdrawn >= granted):
                 return False
+        if score.min_history is not None:
+            hist = score.min_history
+            if not any(
+                r["type"] in hist.types
+                and add_local_months(r["occurred_at"], hist.months) <= self.as_of
+                for r in recs
+            ):
+                return False
         return True
 
     def counted(self, rule: ScoreRule, recs: list[Record]) -> list[tuple[Record, float]]:
@@ -151,9 +171,7 @@ class _Pack:
         for r in recs:
             if r["type"] != rule.type or not _holds(rule.when, r):
                 continue
-            if rule.applies_from is not None and r["occurred_at"] < parse_instant(
-                rule.applies_from
-            ):
+            if r["occurred_at"] < local_midnight(self.pack.applies_from(rule)):
                 continue
             if rule.window_days is not None and r["occurred_at"] < self.as_of - timedelta(
                 days=rule.window_days
@@ -165,10 +183,38 @@ class _Pack:
                 if factor is None:
                     continue
             hits.append((r, float(rule.points) * factor))
+        if rule.episode is not None:
+            hits = self.deepest_per_episode(rule, recs, hits)
         if rule.max_count is not None:
             hits.sort(key=lambda h: (h[0]["occurred_at"], h[0]["record_id"]), reverse=True)
             hits = hits[: rule.max_count]
         return hits
+
+    def deepest_per_episode(
+        self, rule: ScoreRule, recs: list[Record], hits: list[tuple[Record, float]]
+    ) -> list[tuple[Record, float]]:
+        assert rule.episode is not None
+        ep = rule.episode
+
+        def key(r: Record) -> str:
+            k = r["attributes"].get(ep.key)
+            return "#" + r["record_id"] if k is None else str(k)
+
+        groups: dict[tuple[str, int], list[tuple[Record, float]]] = defaultdict(list)
+        for r, p in hits:
+            episode = sum(
+                1
+                for e in recs
+                if e["type"] in ep.ended_by
+                and e["attributes"].get(ep.key) is not None
+                and str(e["attributes"][ep.key]) == key(r)
+                and e["occurred_at"] < r["occurred_at"]
+            )
+            groups[(key(r), episode)].append((r, p))
+        return [
+            max(g, key=lambda h: (abs(h[1]), h[0]["occurred_at"], h[0]["record_id"]))
+            for g in groups.values()
+        ]
 
     def rule_total(self, rule: ScoreRule, recs: list[Record]) -> float:
         total = sum(p for _, p in self.counted(rule, recs))
@@ -233,8 +279,11 @@ class _Pack:
 
     def entries(self, spec: ListSpec) -> list[Row]:
         cands = []
+        first_day = local_midnight(self.pack.applies_from(spec))
         for r in self.scoped:
             if r["type"] != spec.entry_type or r["subject_kind"] not in spec.subject_kinds:
+                continue
+            if r["occurred_at"] < first_day:
                 continue
             if not _holds(spec.when, r):
                 continue
@@ -246,7 +295,7 @@ class _Pack:
             delay = spec.start_delay_days
             if spec.start_delay_attribute is not None:
                 delay += int(r["attributes"].get(spec.start_delay_attribute) or 0)
-            start = r["occurred_at"] + timedelta(days=delay)
+            start = period_end(r["occurred_at"], delay)
             term_end = None
             if not term.open_ended:
                 years = term.years or 0
@@ -254,14 +303,18 @@ class _Pack:
                     years += int(r["attributes"].get(spec.extension_attribute) or 0)
                 term_end = add_years(start, years) + timedelta(days=term.days or 0)
             key = r["attributes"].get(spec.key) if spec.key else None
-            cands.append((r, start, term_end, None if key is None else str(key)))
-        rows = []
-        for r, start, term_end, key in cands:
+            cands.append((r, start, term_end, None if key is None else str(key), term.open_ended))
+        own: dict[str, list[tuple[datetime | None, str | None]]] = {}
+        for r, _start, term_end, key, open_ended in cands:
             ends: list[tuple[datetime | None, str | None]] = [
                 self.rev.get(r["record_id"], (None, None))
             ]
             removals = []
             for rm in spec.removal:
+                if rm.applies_to == "open_ended" and not open_ended:
+                    continue
+                if rm.applies_to == "termed" and open_ended:
+                    continue
                 for x in self.live:
                     if x["type"] != rm.type or x["subject_id"] != r["subject_id"]:
                         continue
@@ -273,17 +326,35 @@ class _Pack:
                             continue
                     removals.append((x["occurred_at"], x["record_id"]))
             ends.append(min(removals) if removals else (None, None))
+            ends.append((term_end, None))
+            ends.append((self.retention_end(r), None))
+            own[r["record_id"]] = ends
+
+        def own_end(rid: str) -> datetime:
+            return min((at for at, _ in own[rid] if at is not None), default=_FAR)
+
+        rows = []
+        for r, start, _term_end, key, _open in cands:
+            # A later decision on the same case ends this entry only when it lasts at
+            # least as long (a later decision may extend, never shorten).
             nexts = [
-                (s["occurred_at"], s["record_id"])
-                for s, _, _, skey in cands
+                (s["occurred_at"], s["record_id"], sstart)
+                for s, sstart, _, skey, _ in cands
                 if s["subject_id"] == r["subject_id"]
                 and skey == key
                 and s["record_id"] not in self.rev
                 and (s["occurred_at"], s["record_id"]) > (r["occurred_at"], r["record_id"])
+                and own_end(s["record_id"]) >= own_end(r["record_id"])
             ]
-            ends.append(min(nexts) if nexts else (None, None))
-            ends.append((term_end, None))
-            ends.append((self.retention_end(r), None))
+            succ = min(nexts) if nexts else None
+            rev_end, rem_end, term_end_, ret_end = own[r["record_id"]]
+            ends = [
+                rev_end,
+                rem_end,
+                (succ[2], succ[1]) if succ else (None, None),
+                term_end_,
+                ret_end,
+            ]
             end_at, reason, ending = None, None, None
             for (at, rid), why in zip(ends, _REASONS, strict=True):
                 if at is not None and (end_at is None or at < end_at):
@@ -326,11 +397,42 @@ class _Pack:
             ]
         return out
 
+    def holders(
+        self,
+        record_type: str,
+        org: str,
+        key: str | None,
+        start: datetime,
+        tenures: list[tuple[str, datetime, datetime | None]],
+    ) -> list[tuple[str, datetime, datetime | None]]:
+        """Who holds an organization's restriction when a court transfers it (Fa Fa
+        [2019] No. 35, item 17(2); engine/transfers.py)."""
+        spec_keys = {s.key for s in self.pack.lists}
+        attr_key = next(iter(spec_keys)) if len(spec_keys) == 1 else None
+        moves = sorted(
+            (r["occurred_at"], r["record_id"], r["attributes"].get("person_id"))
+            for r in self.known
+            if r["type"] == record_type
+            and r["record_id"] not in self.rev
+            and r["subject_id"] == org
+            and _key_of(r, attr_key) == key
+        )
+        first = moves[0][0] if moves else None
+        out = [
+            (person, start, first)
+            for person, t_from, t_until in tenures
+            if t_from <= start and (t_until is None or t_until > start)
+        ]
+        for i, (at, _, person) in enumerate(moves):
+            if person is not None:
+                out.append((str(person), at, moves[i + 1][0] if i + 1 < len(moves) else None))
+        return out
+
     def consequences(self, entries: list[Row], scores: list[Row]) -> list[Row]:
         lists = {s.id: s for s in self.pack.lists}
         out = []
         for rule in self.pack.consequences:
-            bases: list[tuple[str, str, datetime, datetime | None]] = []
+            bases: list[tuple[str, str, datetime, datetime | None, str | None]] = []
             if rule.list is not None:
                 spec = lists[rule.list]
                 basis, kind = rule.legal_basis or spec.legal_basis, "list"
@@ -341,14 +443,16 @@ class _Pack:
                         and (e["end_at"] is None or e["end_at"] > self.as_of)
                         and (e["end_at"] is None or e["start_at"] < e["end_at"])
                     ):
-                        bases.append((e["subject_id"], e["list_id"], e["start_at"], e["end_at"]))
+                        bases.append(
+                            (e["subject_id"], e["list_id"], e["start_at"], e["end_at"], e["key"])
+                        )
             else:
                 score = self.pack.score
                 basis, kind = rule.legal_basis or (score.legal_basis if score else ""), "grade"
                 remedy = rule.remedy or None
                 for s in scores:
                     if s["grade"] in (rule.grades or []):
-                        bases.append((s["subject_id"], s["grade"], self.as_of, None))
+                        bases.append((s["subject_id"], s["grade"], self.as_of, None, None))
             fixed = {
                 "system": self.pack.system,
                 "service": rule.service,
@@ -359,7 +463,7 @@ class _Pack:
                 "remedy": remedy,
             }
             if rule.reaches == "subject":
-                for sid, bid, since, until in bases:
+                for sid, bid, since, until, _ in bases:
                     out.append(
                         {
                             **fixed,
@@ -373,8 +477,13 @@ class _Pack:
                     )
                 continue
             tenures = self.tenures(rule.reaches)
-            for sid, bid, since, until in bases:
-                for person, t_from, t_until in tenures.get(sid, []):
+            use = next(r for r in self.pack.relations if r.id == rule.reaches)
+            moved = use.transferred_by if rule.list is not None else None
+            for sid, bid, since, until, key in bases:
+                held = tenures.get(sid, [])
+                if moved is not None:
+                    held = self.holders(moved, sid, key, since, held)
+                for person, t_from, t_until in held:
                     begin = max(since, t_from)
                     u = _min_open(until, t_until)
                     if u is None or begin < u:
@@ -393,6 +502,14 @@ class _Pack:
 
 
 _REASONS = ("revoked", "removal", "superseded", "term", "retention")
+_FAR = datetime(9999, 12, 31)
+
+
+def _key_of(r: Record, attr_key: str | None) -> str | None:
+    if attr_key is None:
+        return None
+    value = r["attributes"].get(attr_key)
+    return None if value is None else str(value)
 
 
 def _min_open(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -1,6 +1,7 @@
 """Retention: when a record stops counting and showing.
 
-The first retention rule naming a record's type decides. ``start: occurred``
+The first retention rule naming a record's type decides. Years are counted on
+the Asia/Shanghai calendar. ``start: occurred``
 runs ``years`` from the occurrence; ``start: conduct_end`` runs from the first
 record of an ``ended_by`` type with the same subject and the same ``key``
 attribute value that occurred at or after the record (in scope, not revoked,
@@ -15,7 +16,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from xinyong.engine.scope import Ledger, attr, in_scope, not_revoked
+from xinyong.engine.scope import Ledger, add_local, attr, in_scope, not_revoked
 from xinyong.packs.schema import Pack, RetentionRule
 
 
@@ -27,9 +28,14 @@ def rule_by_type(pack: Pack) -> dict[str, RetentionRule]:
     return chosen
 
 
-def with_retention_end(pack: Pack, led: Ledger, t: ir.Table) -> ir.Table:
-    """``t`` (records) plus a ``retention_end`` column."""
+def with_retention_end(
+    pack: Pack, led: Ledger, t: ir.Table, types: list[str] | None = None
+) -> ir.Table:
+    """``t`` (records) plus a ``retention_end`` column; ``types``: the only record types
+    ``t`` can hold, when known (rules for other types are left out of the query)."""
     by_type = rule_by_type(pack)
+    if types is not None:
+        by_type = {ty: rule for ty, rule in by_type.items() if ty in types}
 
     def from_occurrence(x: ir.Table) -> list[tuple[Any, Any]]:
         branches = []
@@ -37,11 +43,11 @@ def with_retention_end(pack: Pack, led: Ledger, t: ir.Table) -> ir.Table:
             mine = [ty for ty, r in by_type.items() if r is rule]
             if rule.start == "occurred" and mine:
                 branches.append(
-                    (x.type.isin(mine), x.occurred_at + ibis.interval(years=rule.years))
+                    (x.type.isin(mine), add_local(x.occurred_at, ibis.interval(years=rule.years)))
                 )
         return branches
 
-    conduct = [r for r in pack.retention if r.start == "conduct_end"]
+    conduct = [r for r in pack.retention if r.start == "conduct_end" and r in by_type.values()]
     if not conduct:
         branches = from_occurrence(t)
         if not branches:
@@ -83,7 +89,8 @@ def _conduct_ends(
         first = pairs.group_by("_rid").aggregate(_end=pairs._eocc.min())
         parts.append(
             first.select(
-                "_rid", _conduct_retention_end=first._end + ibis.interval(years=rule.years)
+                "_rid",
+                _conduct_retention_end=add_local(first._end, ibis.interval(years=rule.years)),
             )
         )
     if not parts:

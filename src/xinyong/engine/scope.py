@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 import ibis
@@ -120,6 +121,65 @@ def age_at_column(birth: ir.Value, ts: ir.Value) -> ir.Value:
     local = ts + ibis.interval(hours=8)
     later = (birth.month() * 100 + birth.day()) > (local.month() * 100 + local.day())
     return local.year() - birth.year() - ibis.cases((later, 1), else_=0)
+
+
+LOCAL = ibis.interval(hours=8)  # Asia/Shanghai, no DST since 1991 (timeutil.SHANGHAI)
+
+
+def add_local(ts: ir.Value, interval: Any) -> ir.Value:
+    """A naive-UTC instant plus a calendar interval counted on the Asia/Shanghai
+    calendar (years and months land on the local date, not the UTC one)."""
+    return ts + LOCAL + interval - LOCAL
+
+
+def local_day(ts: ir.Value) -> ir.Value:
+    """00:00 Asia/Shanghai of the local date of each instant, as a naive local timestamp."""
+    return (ts + LOCAL).truncate("D")
+
+
+@cache
+def _non_working_days() -> ir.Table:
+    from xinyong.calendar import non_working_days
+
+    rows = non_working_days(date(CALENDAR_YEARS[0], 1, 1), date(CALENDAR_YEARS[1], 12, 31))
+    return ibis.memtable(
+        {
+            "_hday": [datetime(d.year, d.month, d.day) for d, _ in rows],
+            "_hnext": [datetime(n.year, n.month, n.day) for _, n in rows],
+        },
+        schema={"_hday": "timestamp", "_hnext": "timestamp"},
+    )
+
+
+# The years of the engine's working-day table (xinyong.calendar, its fallback beyond
+# the published years included). A period ending outside them is not moved to a
+# working day by the engine (the reference evaluator would move it); intake dates
+# lie well inside.
+CALENDAR_YEARS = (1990, 2099)
+
+
+def with_period_end(t: ir.Table, ts: ir.Value, days: ir.Value, name: str) -> ir.Table:
+    """``t`` plus column ``name``: the instant a period of ``days`` days that starts at
+    ``ts`` is over (Civil Procedure Law Art. 85, as in ``xinyong.calendar.add_days``):
+    00:00 local after its last day, the last day being moved to the next working
+    day. A period of 0 days is over at ``ts`` itself."""
+    t = t.mutate(_plast=local_day(ts) + days.as_interval("D"), _pdays=days, _pts=ts)
+    cal = _non_working_days()
+    j = t.left_join(cal, t._plast == cal._hday)
+    end = j._hnext.fill_null(j._plast) + ibis.interval(days=1) - LOCAL
+    j = j.mutate(**{name: ibis.cases((j._pdays > 0, end), else_=j._pts)})
+    return j.drop("_plast", "_pdays", "_pts", "_hday", "_hnext")
+
+
+def boundary(t: ir.Table, what: str) -> ir.Table:
+    """``t`` as a named subquery (a CTE): later expressions refer to its columns instead
+    of repeating the computation behind them, which Ibis otherwise inlines at every
+    use (multiplying the SQL text, and its compile time, with each self-join).
+
+    The name comes from the expression's structural hash: the same expression gets
+    the same name (one CTE, and a stable plan), two different ones never share it.
+    """
+    return t.alias(f"_{what}_{hash(t.op()) & 0xFFFFFFFFFFFF:012x}")
 
 
 def record_resolver(t: ir.Table) -> Resolver:

@@ -10,13 +10,15 @@ Decisions the schema leaves open: a window of N days counts records that
 occurred at or after ``as_of - N days``; a record whose ``multiplier`` is NULL
 does not count; consent is the later of the latest grant and the latest
 withdrawal for this system (a withdrawal at the same instant wins); ties in
-``max_count`` recency go to the larger record_id.
+``max_count`` recency go to the larger record_id. A rule counts records that
+occurred on or after its ``applies_from`` (default: the pack's effective date);
+``min_history`` ("insufficient data") is one more condition on who is scored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import ibis
@@ -27,6 +29,7 @@ from xinyong.engine.scope import (
     CONSENT_GRANTED,
     CONSENT_WITHDRAWN,
     Ledger,
+    add_local,
     age_at_instant,
     attr,
     both,
@@ -35,7 +38,7 @@ from xinyong.engine.scope import (
 )
 from xinyong.packs.expressions import parse, to_ibis
 from xinyong.packs.schema import Pack, Score, ScoreRule
-from xinyong.timeutil import parse_instant
+from xinyong.timeutil import local_midnight
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,13 @@ class Part:
     best: float  # the most a subject could get from it (0 for a deduction rule)
 
 
-def rule_match(rule: ScoreRule, t: ir.Table, led: Ledger) -> Any:
+def rule_match(rule: ScoreRule, t: ir.Table, led: Ledger, *, since: date | None = None) -> Any:
+    """Whether a record counts for ``rule``; ``since``: the first local day it applies
+    to (``Pack.applies_from``: the rule's own, else the pack's effective date)."""
     cond = both(t.type == rule.type, condition(rule.when, t))
-    if rule.applies_from is not None:
-        cond = cond & (t.occurred_at >= parse_instant(rule.applies_from))
+    first = since or rule.applies_from
+    if first is not None:
+        cond = cond & (t.occurred_at >= local_midnight(first))
     if rule.window_days is not None:
         cond = cond & (t.occurred_at >= led.as_of - timedelta(days=rule.window_days))
     if rule.multiplier is not None:
@@ -67,15 +73,45 @@ def rule_points(rule: ScoreRule, t: ir.Table) -> ir.Value:
     return (ibis.literal(float(rule.points)) * factor).cast("float64")
 
 
-def counted(rule: ScoreRule, led: Ledger, vis: ir.Table) -> ir.Table:
-    """The records a rule counts (``max_count``: the most recent ones)."""
-    t = vis.filter(rule_match(rule, vis, led))
+def counted(rule: ScoreRule, led: Ledger, vis: ir.Table, *, since: date | None = None) -> ir.Table:
+    """The records a rule counts (``episode``: the deepest of each episode;
+    ``max_count``: the most recent ones)."""
+    t = vis.filter(rule_match(rule, vis, led, since=since))
     t = t.mutate(points=rule_points(rule, t))
+    if rule.episode is not None:
+        t = _deepest_per_episode(rule, vis, t)
     if rule.max_count is None:
         return t
     w = ibis.window(group_by=t.subject_id, order_by=[t.occurred_at.desc(), t.record_id.desc()])
     ranked = t.mutate(_rank=ibis.row_number().over(w))
     return ranked.filter(ranked._rank < rule.max_count).drop("_rank")
+
+
+def _deepest_per_episode(rule: ScoreRule, vis: ir.Table, t: ir.Table) -> ir.Table:
+    """Of the records of one episode (same subject and ``episode.key``, no ending record
+    between them), the one with the most points in absolute value (ties: the most
+    recent). An ending record at the same instant as a report closes the episode
+    the report belongs to; a record without the key is an episode of its own."""
+    assert rule.episode is not None
+    ep = rule.episode
+    key = attr(t, ep.key).cast("string")
+    t = t.mutate(_epkey=ibis.coalesce(key, "#" + t.record_id))
+    enders = vis.filter(vis.type.isin(list(ep.ended_by)))
+    enders = enders.select(
+        _esid=enders.subject_id, _ekey=attr(enders, ep.key).cast("string"), _eocc=enders.occurred_at
+    )
+    pairs = t.select(_rid=t.record_id, _sid=t.subject_id, _k=t._epkey, _occ=t.occurred_at)
+    pairs = pairs.left_join(
+        enders, [pairs._sid == enders._esid, pairs._k == enders._ekey, enders._eocc < pairs._occ]
+    )
+    episodes = pairs.group_by("_rid").aggregate(_episode=pairs._eocc.count())
+    t = t.left_join(episodes, t.record_id == episodes._rid).drop("_rid")
+    w = ibis.window(
+        group_by=[t.subject_id, t._epkey, t._episode],
+        order_by=[t.points.abs().desc(), t.occurred_at.desc(), t.record_id.desc()],
+    )
+    t = t.mutate(_deep=ibis.row_number().over(w))
+    return t.filter(t._deep == 0).drop("_deep", "_epkey", "_episode")
 
 
 def _aggregate(pack: Pack, led: Ledger, vis: ir.Table, metrics: dict[str, Any]) -> ir.Table:
@@ -88,6 +124,12 @@ def _aggregate(pack: Pack, led: Ledger, vis: ir.Table, metrics: dict[str, Any]) 
         for name, ty in (("_granted", CONSENT_GRANTED), ("_withdrawn", CONSENT_WITHDRAWN)):
             hit = (vis.type == ty) & mine
             base[name] = ibis.cases((hit, vis.occurred_at), else_=None).max()
+    if score.min_history is not None:
+        hist = score.min_history
+        old_enough = add_local(vis.occurred_at, ibis.interval(months=hist.months)) <= led.as_of
+        base["_history"] = ibis.cases(
+            (vis.type.isin(list(hist.types)) & old_enough, 1), else_=0
+        ).sum()
     agg = vis.group_by("subject_id").aggregate(**base, **metrics)
     return agg.filter(eligible(score, agg, led))
 
@@ -117,11 +159,12 @@ def subject_parts(pack: Pack, led: Ledger, vis: ir.Table) -> tuple[ir.Table, lis
             metrics[f"_m{i}"] = feature_metric(features[sf.feature], vis, led.as_of)
     else:
         for i, rule in enumerate(score.rules):
-            if rule.max_count is None:
-                hit = rule_match(rule, vis, led)
+            since = pack.applies_from(rule)
+            if rule.max_count is None and rule.episode is None:
+                hit = rule_match(rule, vis, led, since=since)
                 metrics[f"_s{i}"] = ibis.cases((hit, rule_points(rule, vis)), else_=None).sum()
             else:
-                c = counted(rule, led, vis)
+                c = counted(rule, led, vis, since=since)
                 ranked.append((f"_s{i}", c.group_by("subject_id").aggregate(_v=c.points.sum())))
     agg = _aggregate(pack, led, vis, metrics)
     for col, sums in ranked:
@@ -155,6 +198,8 @@ def eligible(score: Score, agg: ir.Table, led: Ledger) -> Any:
             agg._granted.notnull()
             & (agg._withdrawn.isnull() | (agg._granted > agg._withdrawn)).fill_null(False)
         )
+    if score.min_history is not None:
+        cond = cond & (agg._history > 0)
     return cond
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from xinyong.catalog import Catalog, load_catalog
@@ -267,6 +268,10 @@ class _Linter:
             where = f"relations.{rel.id}"
             self.name(where, "relation", rel.id)
             self.basis(where, rel.legal_basis)
+            if rel.transferred_by is not None:
+                self.basis(where, rel.transfer_basis)
+                if self.rtype(where, rel.transferred_by):
+                    self.attribute(where, [rel.transferred_by], "person_id", "transfer attribute")
             spec = self.cat.relations.get(rel.id)
             if spec is None:
                 self.error(
@@ -291,6 +296,21 @@ class _Linter:
             if self.rtype(where, rule.type):
                 self.condition(where, [rule.type], rule.when)
                 self.condition(where, [rule.type], rule.multiplier)
+            self.reach_back(where, rule.applies_from, rule.retroactive_basis, rule.points < 0)
+            if rule.episode is not None:
+                for t in rule.episode.ended_by:
+                    if self.rtype(where, t):
+                        self.attribute(where, [t], rule.episode.key, "episode key")
+                self.attribute(where, [rule.type], rule.episode.key, "episode key")
+        if score.rules and score.min_score is None:
+            self.warn(
+                "score",
+                "a points system without min_score has no floor to clamp to: enough"
+                " deductions give a score below any grade's meaning",
+            )
+        if score.min_history is not None:
+            for t in score.min_history.types:
+                self.rtype("score.min_history", t)
         for feat in score.features:
             where = feat.id
             self.name(where, "feature", feat.id)
@@ -298,10 +318,34 @@ class _Linter:
             self.attribute(where, known, feat.attribute, "feature attribute")
             self.condition(where, known, feat.when)
 
+    def reach_back(
+        self, where: str, applies_from: date | None, basis: str, detrimental: bool
+    ) -> None:
+        """Legislation Law Art. 104: no retroactivity, except provisions made to better
+        protect citizens and organizations."""
+        effective = self.pack.meta.effective_from
+        if applies_from is None or applies_from >= effective:
+            return
+        if detrimental:
+            self.error(
+                where,
+                f"applies_from {applies_from} reaches back before the pack's effective date"
+                f" {effective}: a detrimental rule never applies retroactively (PRC"
+                " Legislation Law, Art. 104)",
+            )
+        elif not basis.strip():
+            self.error(
+                where,
+                f"applies_from {applies_from} reaches back before the pack's effective date"
+                f" {effective}: a favourable rule may, but must cite its basis"
+                " (retroactive_basis; PRC Legislation Law, Art. 104)",
+            )
+
     def list_spec(self, spec: ListSpec) -> None:
         where = f"lists.{spec.id}"
         self.name(where, "list", spec.id)
         self.basis(where, spec.legal_basis)
+        self.reach_back(where, spec.applies_from, spec.retroactive_basis, spec.kind == "blacklist")
         entry = [spec.entry_type] if self.rtype(where, spec.entry_type) else []
         self.attribute(where, entry, spec.key, "key")
         self.attribute(where, entry, spec.start_delay_attribute, "start_delay_attribute")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 
 from xinyong.ledger.store import Store
 from xinyong.packs.schema import Pack
 from xinyong.problems import load_document
-from xinyong.timeutil import now_utc
+from xinyong.timeutil import local_date, now_utc
 
 
 class PackError(ValueError):
@@ -59,15 +59,29 @@ def install_pack(store: Store, path: str | Path) -> Pack:
 
 
 def installed_packs(store: Store, at: datetime | None = None) -> list[Pack]:
-    """The pack version in force for each system at ``at`` (default: the newest)."""
+    """The pack version in force for each system at ``at`` (default: the newest).
+
+    Effective dates are Asia/Shanghai local dates: a pack in force from 2017-05-01
+    applies from 2017-05-01 00:00 local (2017-04-30 16:00 UTC), not from the UTC date.
+    """
     rows = store.sql.execute(
         "SELECT system, version, effective_from, body FROM packs ORDER BY system, effective_from"
     ).fetchall()
     chosen: dict[str, tuple[str, str]] = {}
+    day = None if at is None else local_date(at)
     for system, version, effective_from, body in rows:
-        if at is None or effective_from <= at.date():
+        if day is None or effective_from <= day:
             chosen[system] = (version, body)
     # A system whose first version is not yet in force at `at` has no pack then.
     return [
         load_pack(f"{system}@{version}", text=body) for system, (version, body) in chosen.items()
     ]
+
+
+def first_in_force(store: Store) -> dict[str, date]:
+    """Each installed system's earliest effective date (local), to tell "not yet in
+    force" from "not installed"."""
+    rows = store.sql.execute(
+        "SELECT system, min(effective_from) FROM packs GROUP BY system"
+    ).fetchall()
+    return {str(system): first for system, first in rows}

@@ -9,34 +9,49 @@ see every objection at once rather than the first one.
 
 Semantics the engine implements (and the reference evaluator mirrors):
 
+calendar   every date is an Asia/Shanghai local date (a bare date is 00:00
+           local); years and months are counted on the local calendar; a period
+           of N days does not count its first day and, when its last day is not a
+           working day, ends on the next working day (Civil Procedure Law Art. 85,
+           ``xinyong.calendar``); it is over at 00:00 local after its last day.
+applies_from  a score rule or list counts records that occurred on or after its
+           ``applies_from``, by default the pack's effective date (no retroactive
+           rules, Legislation Law Art. 104; the linter refuses a detrimental rule
+           that reaches back and wants a ``retroactive_basis`` for a favourable one).
 scope      the only record types and source kinds the system may see.
 score      score(S, T) = clamp(base + sum of points of every counted record),
            a record counting when: its type matches a rule, the rule's ``when``
            holds on its attributes (``subject.age`` is the age at the record's
-           occurrence), it occurred in [rule.applies_from, T], within the
+           occurrence), it occurred in [applies_from, T], within the
            rule's ``window_days`` before T, is not past retention and not
-           revoked; ``points * multiplier`` per record; per rule at most
+           revoked; ``points * multiplier`` per record; with an ``episode``, only
+           the record with the most points (in absolute value) of each episode
+           (same key, no ending record between); per rule at most
            ``max_count`` records (the most recent) and at most ``cap_points`` in
            absolute value. No score when consent is required and the latest
            consent record for this system at T is not a grant, or when the
            subject is younger than ``min_age`` at T, or is not of
-           ``subject_kinds``. Grade: the first band (ordered high to low)
-           whose ``min`` is <= score.
+           ``subject_kinds``, or lacks the ``min_history`` ("insufficient data").
+           Grade: the first band (ordered high to low) whose ``min`` is <= score.
            A ``scorecard`` replaces per-record points by features (aggregates
            of records) binned into points (the commercial system).
 lists      an entry per record of ``entry_type`` (not excluded, ``when``
-           holds); it starts ``start_delay_days`` (+ the value of
-           ``start_delay_attribute``) days after the record occurred and ends
-           at the earliest of: the term (first matching ``terms`` rule, plus
-           ``extension_attribute`` years), the first removal record of the same
-           subject and key occurring at or after the entry record, the next
-           entry record of the same subject and key (one entry per key), a
-           revocation of the entry record. An open-ended term has no end but
-           a removal.
+           holds); it starts when a period of ``start_delay_days`` (+ the value
+           of ``start_delay_attribute``) days from the record is over (calendar,
+           above) and ends at the earliest of: the term (first matching
+           ``terms`` rule, plus ``extension_attribute`` years), the first removal
+           record of the same subject and key occurring at or after the entry
+           record (``applies_to``: any entry, open-ended ones or termed ones), the
+           start of the next entry record of the same subject and key that lasts
+           at least as long (a later decision may extend, never shorten), a
+           revocation of the entry record. An open-ended term has no end but a
+           removal.
 consequences  while a list entry is active, or while the subject's grade is
            one of ``grades``, the subject (or the person the subject relates to
            along a declared legal-role relation) gets ``effect`` on
-           ``service``.
+           ``service``. A relation with ``transferred_by`` keeps a list entry's
+           restriction on the person who held the role when it started, until a
+           transfer record of the same case moves it (engine/transfers.py).
 retention  records of ``types`` stop counting and showing ``years`` after
            they occurred, or after the conduct ended (a record of
            ``ended_by`` with the same ``key`` attribute).
@@ -90,10 +105,39 @@ class Scope(_Strict):
 
 
 class RelationUse(_Strict):
-    """A legal-role relation (from the catalog) that consequences may reach along."""
+    """A legal-role relation (from the catalog) that consequences may reach along.
+
+    ``transferred_by``: a record type (on the organization, with the list's key and a
+    ``person_id``) by which a court moves a list entry's restriction from the person
+    who held the role when the entry started to another. When set, a later change of
+    the role in the registry does not move the restriction (Fa Fa [2019] No. 35,
+    item 17(2)); without it, the restriction follows the role's tenure.
+    """
 
     id: str
     legal_basis: str
+    transferred_by: str | None = None
+    transfer_basis: str = ""
+
+
+class Episode(_Strict):
+    """Records of one episode count once: the reports of the same ``key`` between two
+    records of an ``ended_by`` type (e.g. the 30-, 60- and 90-day arrears reports of
+    one account until the overdue is cured) count as the one with the most points
+    in absolute value (the deepest delinquency)."""
+
+    key: str
+    ended_by: list[str]
+
+
+class MinHistory(_Strict):
+    """No score ("insufficient data") unless the subject has a record of ``types``
+    that occurred at least ``months`` calendar months before the instant."""
+
+    types: list[str]
+    months: int = Field(ge=0)
+    legal_basis: str = ""
+    illustrative: bool = False
 
 
 class ScoreRule(_Strict):
@@ -106,6 +150,8 @@ class ScoreRule(_Strict):
     max_count: int | None = Field(default=None, gt=0)
     cap_points: float | None = Field(default=None, gt=0)
     applies_from: date | None = None
+    retroactive_basis: str = ""
+    episode: Episode | None = None
     legal_basis: str = ""
     illustrative: bool = False
     note: str = ""
@@ -161,6 +207,8 @@ class Score(_Strict):
     base: float = 0
     min_score: float | None = None
     max_score: float | None = None
+    range_illustrative: bool = False
+    min_history: MinHistory | None = None
     consent_required: bool = False
     min_age: int | None = Field(default=None, ge=0)
     subject_kinds: list[SubjectKind] = Field(default_factory=_both_kinds)
@@ -209,6 +257,7 @@ class TermRule(_Strict):
 class Removal(_Strict):
     type: str
     match_key: bool = True
+    applies_to: Literal["any", "open_ended", "termed"] = "any"
     when: str | None = None
     legal_basis: str = ""
     reason: str = ""
@@ -240,6 +289,8 @@ class ListSpec(_Strict):
     removal: list[Removal] = Field(default_factory=list)
     exclusions: list[Exclusion] = Field(default_factory=list)
     public_fields: list[str] = Field(default_factory=list)
+    applies_from: date | None = None
+    retroactive_basis: str = ""
     legal_basis: str = ""
     remedy: str = ""
 
@@ -310,6 +361,12 @@ class Pack(_Strict):
     def system(self) -> str:
         return self.meta.system
 
+    def applies_from(self, rule: ScoreRule | ListSpec) -> date:
+        """The first day (Asia/Shanghai) whose records a rule counts: its own
+        ``applies_from``, else the pack's effective date (no retroactive rules,
+        Legislation Law Art. 104)."""
+        return rule.applies_from or self.meta.effective_from
+
     @model_validator(mode="after")
     def _references(self) -> Pack:
         list_ids = [x.id for x in self.lists]
@@ -320,6 +377,12 @@ class Pack(_Strict):
             raise ValueError("consequence ids must be unique")
         grades = {b.grade for b in self.score.grades} if self.score else set()
         relations = {r.id for r in self.relations}
+        transferred = [r.id for r in self.relations if r.transferred_by is not None]
+        if transferred and len({x.key for x in self.lists}) > 1:
+            raise ValueError(
+                f"relation {transferred[0]!r} is transferred by a record of the case: every"
+                " list must then share one key (the case attribute the transfer names)"
+            )
         for c in self.consequences:
             if c.list is not None and c.list not in list_ids:
                 raise ValueError(f"consequence {c.id}: unknown list {c.list!r}")
