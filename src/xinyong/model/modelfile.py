@@ -205,9 +205,7 @@ def _scorecard_plain(card: Scorecard) -> dict[str, Any]:
         ]
     # Reading order: the numbers that say what the model is, then its bins.
     head: dict[str, Any] = {
-        k: plain[k]
-        for k in ("offset", "pdo", "trained_on", "cv_auc", "holdout_auc")
-        if k in plain
+        k: plain[k] for k in ("offset", "pdo", "trained_on", "cv_auc", "holdout_auc") if k in plain
     }
     return {**head, "features": plain["features"]}
 

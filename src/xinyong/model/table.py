@@ -271,9 +271,7 @@ def load_training_table(
     cats: list[str] = []
     for name in candidates:
         is_cat = name in named_cat or not _looks_numeric(frame[name])
-        why = _why_not_a_feature(
-            frame[name], name, categorical=is_cat, named=features is not None
-        )
+        why = _why_not_a_feature(frame[name], name, categorical=is_cat, named=features is not None)
         if why is not None:
             dropped[name] = why
             continue
@@ -289,6 +287,4 @@ def load_training_table(
             + (f" ({reasons})" if reasons else "")
         )
     y = _target(frame, target, bad, p)
-    return TrainingTable(
-        p, pd.DataFrame(columns), y, target, bad, tuple(cats), dropped, frame
-    )
+    return TrainingTable(p, pd.DataFrame(columns), y, target, bad, tuple(cats), dropped, frame)

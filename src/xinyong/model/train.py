@@ -214,7 +214,9 @@ def _fit(
     exported: list[ScorecardFeature] = []
     for name, shapes, values in raw:
         scaled = (values - values.max()) * stretch
-        bins = [ScorecardBin(**shape, points=_whole(p)) for shape, p in zip(shapes, scaled)]
+        bins = [
+            ScorecardBin(**shape, points=_whole(p)) for shape, p in zip(shapes, scaled, strict=True)
+        ]
         if all(b.points == 0 for b in bins):
             dropped[name] = "no bin worth a point more than another"
             continue
