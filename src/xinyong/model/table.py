@@ -155,6 +155,15 @@ def _target(frame: pd.DataFrame, column: str, bad: str, path: Path) -> np.ndarra
             " cells); every row needs a target value"
         )
     text = series.astype(str).str.strip()
+    # 1, 1.0 and True are one value; anything else distinct is another class.
+    numeric = pd.to_numeric(text.str.lower().replace({"true": "1", "false": "0"}), errors="coerce")
+    classes = sorted(set(numeric.dropna().astype(float)) | set(text[numeric.isna()]), key=str)
+    if len(classes) > 2:
+        shown = ", ".join(repr(c) for c in classes[:6]) + (", ..." if len(classes) > 6 else "")
+        raise ModelInputError(
+            f"{path}: target column {column!r} is not binary: {len(classes)} distinct values"
+            f" ({shown}); give a column with one good and one bad value"
+        )
     is_bad = (text == bad.strip()).to_numpy()
     try:
         wanted = float(bad)
