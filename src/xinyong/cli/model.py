@@ -182,7 +182,7 @@ def train_cmd(
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror or exc}")
     selected = {f.feature for f in model.scorecard.features}
-    iv_table = [
+    iv_table: list[dict[str, Any]] = [
         {
             "feature": name,
             "kind": "categorical" if name in result.categorical else "numeric",

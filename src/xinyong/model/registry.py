@@ -96,8 +96,8 @@ def monitor(store: Any, model: TrainedModel, at: datetime, system: str | None) -
         base = ref.features.get(sf.feature)
         if base is None:
             continue
-        csi.append(compare(sf.feature, base, bin_shares(sf, features[sf.feature])).as_dict())
-    worst = max([psi.index, *(c["index"] for c in csi)])
+        csi.append(compare(sf.feature, base, bin_shares(sf, features[sf.feature])))
+    worst = max([psi.index, *(c.index for c in csi)])
     return {
         "system": pack.system,
         "at": at.isoformat(),
@@ -105,7 +105,7 @@ def monitor(store: Any, model: TrainedModel, at: datetime, system: str | None) -
         "training_rows": ref.rows,
         "mean_score": round(float(scores.mean()), 3),
         "psi": {**psi.as_dict(), "bands": bands},
-        "csi": csi,
+        "csi": [c.as_dict() for c in csi],
         "status": status(worst),
         "thresholds": {"stable": "< 0.1", "watch": "0.1 - 0.25", "act": "> 0.25"},
     }

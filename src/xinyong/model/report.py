@@ -71,7 +71,7 @@ def calibration_chart(v: Validation) -> str:
 
 def distribution_chart(v: Validation, low: float, high: float) -> str:
     fig, ax = plt.subplots(figsize=(FULL, 3.2))
-    edges = np.arange(low, high + 25, 25)
+    edges = [float(e) for e in np.arange(low, high + 25, 25)]
     for label, mask, color in (("goods", v.target == 0, GOOD), ("bads", v.target == 1, BAD)):
         ax.hist(v.scores[mask], bins=edges, density=True, alpha=0.55, color=color,
                 label=f"{label} ({int(mask.sum()):,})")  # fmt: skip

@@ -196,8 +196,10 @@ def _category_values(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     if _looks_numeric(series):
         return _as_number(frame, column, path)
     text = series.astype("string").str.strip()
-    blank = text.str.upper().isin(["", "NA", "NAN", "NULL", "NONE"]).fillna(True)
-    return text.mask(blank.astype(bool)).astype(object).where(~blank.astype(bool), None)
+    blank = text.str.upper().isin(["", "NA", "NAN", "NULL", "NONE"]).fillna(True).astype(bool)
+    values = text.astype(object)
+    values[blank.to_numpy()] = None
+    return values
 
 
 def _why_not_a_feature(
@@ -249,8 +251,8 @@ def load_training_table(
     p = Path(path)
     frame = read_table(p)
     if target not in frame.columns:
-        columns = ", ".join(map(str, frame.columns))
-        raise ModelInputError(f"{p}: no target column {target!r}; the columns are: {columns}")
+        names = ", ".join(map(str, frame.columns))
+        raise ModelInputError(f"{p}: no target column {target!r}; the columns are: {names}")
     excluded, protect = set(exclude or []), set(protected or [])
     named_cat = set(categorical or [])
     unknown = sorted((set(features or []) | excluded | protect | named_cat) - set(frame.columns))
