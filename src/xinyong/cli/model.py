@@ -320,6 +320,7 @@ def report_cmd(
     """Write an offline HTML validation report (ROC, KS, Gini, calibration, binning
     tables with WoE and IV, score distributions, points table) of MODEL on FILE."""
     from xinyong.model import ModelInputError, load_model
+    from xinyong.model.registry import population_stability
     from xinyong.model.report import render_model_report, write_model_report
     from xinyong.model.validation import validate
 
@@ -328,19 +329,21 @@ def report_cmd(
         table = _labelled(model, file, group)
         result = validate(model, table.features, table.target)
         gap = _file_disparity(model, table, group, cutoff) if group else None
+        stable = population_stability(model, table.features) if model.reference else None
         html = render_model_report(
             model,
             result,
             title=title or f"Scorecard validation: {model_path.name}",
             source=f"{file.name} ({table.target_column} = {table.bad_value!r} is bad)",
             disparity=gap,
+            stability=stable,
         )
         path = write_model_report(html, out)
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror or exc}")
     except (ModelInputError, ValueError) as exc:
         fail(str(exc))
-    payload = {"report": str(path), **result.as_dict()}
+    payload = {"report": str(path), **result.as_dict(), "stability": stable}
     if json:
         emit_json(payload)
         return

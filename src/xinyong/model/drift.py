@@ -23,7 +23,7 @@ SMALLEST_SHARE = 1e-4  # an empty band counts as this share, so the logarithm is
 
 STABLE, WATCH = 0.1, 0.25
 ACTIONS = {
-    "stable": "none: keep monitoring",
+    "stable": "none (keep monitoring)",
     "watch": "investigate the shift (population, products, data feeds); monitor monthly",
     "act": "the population has moved: validate the model on recent outcomes and retrain"
     " or recalibrate it",

@@ -65,50 +65,49 @@ def _scores(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
     )
 
 
-def monitor(store: Any, model: TrainedModel, at: datetime, system: str | None) -> dict[str, Any]:
-    """PSI over score bands and CSI per feature, against the model's reference."""
-    if model.reference is None:
+def population_stability(model: TrainedModel, features: pd.DataFrame) -> dict[str, Any]:
+    """PSI over score bands and CSI per feature of ``features`` against the
+    training population the model file records."""
+    ref = model.reference
+    if ref is None:
         raise ModelInputError(
             "the model file has no training distributions (`reference`); retrain it with"
             " this version of `xinyong model train`"
         )
-    pack = pack_for(store, model, at, system)
-    features = registry_features(store, pack, at)
-    if features.empty:
-        raise ModelInputError(f"pack {pack.system} scores no subject at {at:%Y-%m-%d}")
     scores = _scores(model, features)
-    ref = model.reference
     edges = band_edges(model.score_range.min, model.score_range.max)
     expected = [b.share for b in ref.score_bands]
     psi = compare("score", expected, band_shares(scores, edges))
     bands = [
-        {
-            "lower": b.lower,
-            "upper": b.upper,
-            "expected": e,
-            "actual": round(a, 6),
-            "term": round(t, 6),
-        }
-        for b, e, a, t in zip(ref.score_bands, expected, psi.actual, psi.terms, strict=True)
+        {"lower": b.lower, "upper": b.upper, "expected": e, "actual": round(a, 6)}
+        for b, e, a in zip(ref.score_bands, expected, psi.actual, strict=True)
     ]
-    csi = []
-    for sf in model.scorecard.features:
-        base = ref.features.get(sf.feature)
-        if base is None:
-            continue
-        csi.append(compare(sf.feature, base, bin_shares(sf, features[sf.feature])))
+    csi = [
+        compare(sf.feature, ref.features[sf.feature], bin_shares(sf, features[sf.feature]))
+        for sf in model.scorecard.features
+        if sf.feature in ref.features
+    ]
     worst = max([psi.index, *(c.index for c in csi)])
     return {
-        "system": pack.system,
-        "at": at.isoformat(),
         "subjects": int(len(features)),
         "training_rows": ref.rows,
         "mean_score": round(float(scores.mean()), 3),
+        "status": status(worst),
         "psi": {**psi.as_dict(), "bands": bands},
         "csi": [c.as_dict() for c in csi],
-        "status": status(worst),
         "thresholds": {"stable": "< 0.1", "watch": "0.1 - 0.25", "act": "> 0.25"},
     }
+
+
+def monitor(store: Any, model: TrainedModel, at: datetime, system: str | None) -> dict[str, Any]:
+    """Drift of the subjects a pack scores at ``at`` from the training population."""
+    if model.reference is None:
+        population_stability(model, pd.DataFrame())  # raises the missing-reference error
+    pack = pack_for(store, model, at, system)
+    features = registry_features(store, pack, at)
+    if features.empty:
+        raise ModelInputError(f"pack {pack.system} scores no subject at {at:%Y-%m-%d}")
+    return {"system": pack.system, "at": at.isoformat(), **population_stability(model, features)}
 
 
 def outcomes(store: Any, subjects: list[str], at: datetime, months: int) -> np.ndarray | None:

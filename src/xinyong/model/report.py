@@ -104,6 +104,7 @@ def render_model_report(
     title: str,
     source: str,
     disparity: dict[str, Any] | None = None,
+    stability: dict[str, Any] | None = None,
 ) -> str:
     low, high = model.score_range.min, model.score_range.max
     charts = {
@@ -112,6 +113,8 @@ def render_model_report(
         "calibration": calibration_chart(validation),
         "distribution": distribution_chart(validation, low, high),
     }
+    if stability is not None:
+        charts["psi"] = psi_chart(stability["psi"]["bands"])
     template = _env().get_template("model_report.html.j2")
     # The SVG is made by matplotlib from numbers and our own labels, not input text.
     return template.render(
@@ -121,6 +124,7 @@ def render_model_report(
         v=validation,
         charts={k: Markup(c) for k, c in charts.items()},
         disparity=disparity,
+        stability=stability,
     )
 
 

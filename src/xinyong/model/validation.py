@@ -30,9 +30,13 @@ def bin_label(b: ScorecardBin, categorical: bool = False) -> str:
         return "missing or unseen" if categorical else "missing"
     if b.values is not None:
         return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in b.values)
-    lo = "-∞" if b.lower is None else f"{b.lower:g}"
-    hi = "∞" if b.upper is None else f"{b.upper:g}"
+    lo = "−∞" if b.lower is None else _number(b.lower)
+    hi = "∞" if b.upper is None else _number(b.upper)
     return f"[{lo}, {hi})"
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 10_000 and x == int(x) else f"{x:g}"
 
 
 @dataclass(frozen=True)
