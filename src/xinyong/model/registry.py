@@ -12,6 +12,7 @@ due, a contract, guarantee or private-lending breach, or a court listing.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from xinyong.model.scoring import clamp, raw_scores
 from xinyong.model.table import ModelInputError
 from xinyong.model.validation import predicted_bad_rate
 from xinyong.packs.schema import Pack
+from xinyong.timeutil import to_local_iso
 
 BAD_TYPES = (
     "finance.contract_breach",
@@ -33,6 +35,11 @@ BAD_TYPES = (
 )
 DEEP_ARREARS_DAYS = 90
 GROUPINGS = ("age_band", "province", "sex")
+
+
+def _day(at: datetime) -> str:
+    """The Shanghai date of an instant, as messages show it."""
+    return to_local_iso(at)[:10]
 
 
 def pack_for(store: Any, model: TrainedModel, at: datetime, system: str | None) -> Pack:
@@ -48,7 +55,7 @@ def pack_for(store: Any, model: TrainedModel, at: datetime, system: str | None) 
             return pack
     named = f"pack {system!r}" if system else "pack"
     raise ModelInputError(
-        f"no installed {named} in force at {at:%Y-%m-%d} computes the model's features"
+        f"no installed {named} in force at {_day(at)} computes the model's features"
         f" ({', '.join(sorted(wanted))})"
     )
 
@@ -56,7 +63,8 @@ def pack_for(store: Any, model: TrainedModel, at: datetime, system: str | None) 
 def registry_features(store: Any, pack: Pack, at: datetime) -> pd.DataFrame:
     from xinyong.engine import feature_table
 
-    return store.ibis.execute(feature_table(store, pack, as_of=at, known_at=at))
+    # What the registry knows now about the subjects as they stood at `at`.
+    return store.ibis.execute(feature_table(store, pack, as_of=at))
 
 
 def _scores(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
@@ -106,7 +114,7 @@ def monitor(store: Any, model: TrainedModel, at: datetime, system: str | None) -
     pack = pack_for(store, model, at, system)
     features = registry_features(store, pack, at)
     if features.empty:
-        raise ModelInputError(f"pack {pack.system} scores no subject at {at:%Y-%m-%d}")
+        raise ModelInputError(f"pack {pack.system} scores no subject at {_day(at)}")
     return {"system": pack.system, "at": at.isoformat(), **population_stability(model, features)}
 
 
@@ -144,7 +152,7 @@ def registry_disparity(
     pack = pack_for(store, model, at, system)
     features = registry_features(store, pack, at)
     if features.empty:
-        raise ModelInputError(f"pack {pack.system} scores no subject at {at:%Y-%m-%d}")
+        raise ModelInputError(f"pack {pack.system} scores no subject at {_day(at)}")
     scores = _scores(model, features)
     predicted = predicted_bad_rate(model, scores)
     ids = [str(s) for s in features["subject_id"]]
@@ -160,9 +168,9 @@ def registry_disparity(
         "at": at.isoformat(),
         "subjects": len(ids),
         "outcomes": (
-            f"defaults in the {outcome_months} months after {at:%Y-%m-%d}"
+            f"defaults in the {outcome_months} months after {_day(at)}"
             if bad is not None
-            else f"not yet observable ({outcome_months} months after {at:%Y-%m-%d} is beyond"
+            else f"not yet observable ({outcome_months} months after {_day(at)} is beyond"
             " the registry's records)"
         ),
         "groupings": [
@@ -170,3 +178,25 @@ def registry_disparity(
             for name, g in groups.items()
         ],
     }
+
+
+def shipped_model_path() -> Path:
+    """The model file of the shipped commercial scorecard (with its training
+    distributions), written by ``xinyong model train-commercial``."""
+    return Path(__file__).resolve().parent / "commercial-model.yaml"
+
+
+def shipped_monitor(store: Any, at: datetime) -> dict[str, Any] | None:
+    """Drift of the registry's commercial population, when the installed commercial
+    pack carries the shipped scorecard (else None: another model is in use)."""
+    from xinyong.model.modelfile import load_model
+    from xinyong.packs.loader import installed_packs
+
+    model = load_model(shipped_model_path())
+    pack = next((p for p in installed_packs(store, at) if p.system == "commercial"), None)
+    if pack is None or pack.score is None or pack.score.scorecard != model.scorecard:
+        return None
+    try:
+        return monitor(store, model, at, "commercial")
+    except ModelInputError:
+        return None  # no one scored yet
