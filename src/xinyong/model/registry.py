@@ -39,7 +39,7 @@ GROUPINGS = ("age_band", "province", "sex")
 
 def _day(at: datetime) -> str:
     """The Shanghai date of an instant, as messages show it."""
-    return to_local_iso(at)[:10]
+    return (to_local_iso(at) or "")[:10]
 
 
 def pack_for(store: Any, model: TrainedModel, at: datetime, system: str | None) -> Pack:
