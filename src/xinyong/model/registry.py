@@ -115,7 +115,7 @@ def monitor(store: Any, model: TrainedModel, at: datetime, system: str | None) -
     features = registry_features(store, pack, at)
     if features.empty:
         raise ModelInputError(f"pack {pack.system} scores no subject at {_day(at)}")
-    return {"system": pack.system, "at": at.isoformat(), **population_stability(model, features)}
+    return {"system": pack.system, "at": to_local_iso(at), **population_stability(model, features)}
 
 
 def outcomes(store: Any, subjects: list[str], at: datetime, months: int) -> np.ndarray | None:
@@ -165,7 +165,7 @@ def registry_disparity(
     }
     return {
         "system": pack.system,
-        "at": at.isoformat(),
+        "at": to_local_iso(at),
         "subjects": len(ids),
         "outcomes": (
             f"defaults in the {outcome_months} months after {_day(at)}"
