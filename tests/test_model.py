@@ -660,3 +660,53 @@ def test_registry_disparity_by_sex_age_band_and_province(registry: Path) -> None
         "disparity", str(SHIPPED_MODEL), "--db", str(registry), "--at", "2025-06-01", "--json"
     )
     assert "not yet observable" in json.loads(output)["outcomes"]
+
+
+def test_categorical_bins_score_alike_in_engine_and_reference(tmp_path: Path) -> None:
+    from datetime import date
+
+    from test_engine_support import insert, pack, rec, rows
+    from xinyong.engine import evaluate
+    from xinyong.engine.reference import evaluate_reference
+    from xinyong.ledger.store import Store
+    from xinyong.timeutil import parse_instant as T
+
+    adult = date(1980, 5, 1)
+    overdue = {"source_kind": "lender", "days_past_due": 40, "amount_due": 1.0, "birth_date": adult}
+    records = [
+        *(
+            rec("P1", "loan.payment_overdue", T(f"2024-01-0{i}"), account_id=f"a{i}", **overdue)
+            for i in range(1, 4)
+        ),  # fmt: skip
+        rec("P2", "loan.payment_overdue", T("2024-01-01"), account_id="b", **overdue),
+        rec("P3", "traffic.red_light", T("2024-01-01"), ticket_no="1", birth_date=adult),
+        *(
+            rec("P4", "loan.payment_overdue", T(f"2024-01-0{i}"), account_id=f"c{i}", **overdue)
+            for i in range(1, 8)
+        ),  # fmt: skip
+    ]
+    p = pack(
+        scope={"record_types": ["loan.payment_overdue", "traffic.red_light"],
+               "source_kinds": ["city", "lender"]},
+        score={
+            "features": [
+                {"id": "n", "dimension": "credit_history", "aggregate": "count",
+                 "types": ["loan.payment_overdue"]},
+                {"id": "accts", "dimension": "credit_history", "aggregate": "distinct",
+                 "types": ["loan.payment_overdue"], "attribute": "account_id"},
+            ],
+            "scorecard": {"offset": 700, "features": [
+                {"feature": "n", "bins": [{"values": [0], "points": 0},
+                                          {"values": [1, 2, 3], "points": -50},
+                                          {"missing": True, "points": -80}]},
+            ]},
+        },
+    )  # fmt: skip
+    with Store(tmp_path / "r.duckdb") as store:
+        insert(store, records)
+        ev = evaluate(store, [p], as_of=T("2024-02-01"), known_at=T("2024-02-01"))
+        got = {r["subject_id"]: r["score"] for r in rows(ev.scores)}
+    want = evaluate_reference(records, [p], as_of=T("2024-02-01"), known_at=T("2024-02-01"))
+    # 3 and 1 are listed; 0 is listed; 7 was never seen in training: the missing bin.
+    assert got == {"P1": 650, "P2": 650, "P3": 700, "P4": 620}
+    assert {r["subject_id"]: r["score"] for r in want["scores"]} == got
