@@ -710,3 +710,30 @@ def test_categorical_bins_score_alike_in_engine_and_reference(tmp_path: Path) ->
     # 3 and 1 are listed; 0 is listed; 7 was never seen in training: the missing bin.
     assert got == {"P1": 650, "P2": 650, "P3": 700, "P4": 620}
     assert {r["subject_id"]: r["score"] for r in want["scores"]} == got
+
+
+def test_training_choices_are_checked_and_recorded(work: Path, train_csv: Path) -> None:
+    base = ["train", str(train_csv), "--target", "defaulted", "--bad", "1", "--exclude", "id"]
+    out = work / "trend.yaml"
+    code, output = run(*base, "--out", str(out), "--holdout", "0.3", "--seed", "4",
+                       "--monotonic", "arrears=ascending", "--json")  # fmt: skip
+    assert code == 0, output
+    payload = json.loads(output)
+    assert payload["cv_auc"] is None and payload["holdout_auc"] == payload["auc"]
+    training = load_model(out).training
+    assert training is not None
+    assert training.trends == {"arrears": "ascending"} and training.seed == 4
+    assert training.folds == 0 and "held-out" in training.validation
+    usage = [
+        ["--monotonic", "arrears=sideways"],
+        ["--monotonic", "arrears"],
+        ["--holdout", "0.9"],
+        ["--span", "950,350"],
+    ]
+    for extra in usage:
+        code, output = run(*base, "--out", str(work / "u.yaml"), *extra)
+        assert code == 2, (extra, output)
+    code, output = run(*base, "--out", str(work / "u.yaml"), "--monotonic", "nope=ascending")
+    assert code == 1 and "not a candidate feature" in output
+    code, output = run("disparity", str(out))
+    assert code == 2 and "--db" in output
