@@ -737,3 +737,26 @@ def test_training_choices_are_checked_and_recorded(work: Path, train_csv: Path) 
     assert code == 1 and "not a candidate feature" in output
     code, output = run("disparity", str(out))
     assert code == 2 and "--db" in output
+
+
+def test_mixed_table_matches_a_hand_built_optbinning_scorecard(
+    work: Path, mixed: tuple[Path, dict]
+) -> None:
+    from optbinning import BinningProcess
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from xinyong.model import load_training_table
+
+    _, payload = mixed
+    table = load_training_table(
+        work / "mixed.csv", target="outcome", bad="bad", categorical=["region"],
+        protected=["nationality"],
+    )  # fmt: skip
+    x, y = table.features, table.target
+    fit, test = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=3)
+    process = BinningProcess(list(x.columns), categorical_variables=list(table.categorical))
+    process.fit(x.iloc[fit], y[fit])
+    lr = LogisticRegression(max_iter=1000).fit(process.transform(x.iloc[fit]), y[fit])
+    hand = roc_auc_score(y[test], lr.predict_proba(process.transform(x.iloc[test]))[:, 1])
+    assert payload["auc"] >= hand - 0.01, (payload["auc"], hand)
