@@ -760,3 +760,14 @@ def test_mixed_table_matches_a_hand_built_optbinning_scorecard(
     lr = LogisticRegression(max_iter=1000).fit(process.transform(x.iloc[fit]), y[fit])
     hand = roc_auc_score(y[test], lr.predict_proba(process.transform(x.iloc[test]))[:, 1])
     assert payload["auc"] >= hand - 0.01, (payload["auc"], hand)
+
+
+def test_a_model_with_text_categories_cannot_go_into_a_pack(
+    work: Path, mixed: tuple[Path, dict]
+) -> None:
+    out, _ = mixed
+    pack = work / "pack-text.yaml"
+    pack.write_text(_MINI_PACK)
+    code, output = run("merge", str(out), str(pack))
+    assert code == 1 and "text categories" in " ".join(output.split())
+    assert pack.read_text() == _MINI_PACK  # nothing half-written

@@ -258,6 +258,15 @@ _SCORECARD_KEY = re.compile(r"^(?P<pad>[ ]+)scorecard:")
 def merge_scorecard_text(pack_text: str, card: Scorecard) -> str:
     """``pack_text`` with its ``score.scorecard`` block replaced by ``card`` (or added
     at the end of ``score:``), leaving every other line and comment as it was."""
+    for sf in card.features:
+        # A pack's features are aggregates (numbers): a text category would never
+        # match, and every subject would silently take the missing bin.
+        text = [v for b in sf.bins for v in (b.values or []) if isinstance(v, str)]
+        if text:
+            raise ModelInputError(
+                f"scorecard feature {sf.feature!r} bins text categories ({text[0]!r}, ...);"
+                " a pack's features are numbers, so it cannot go into a pack"
+            )
     lines = pack_text.splitlines(True)
     start = next((i for i, ln in enumerate(lines) if _SCORE_KEY.match(ln)), None)
     if start is None:
