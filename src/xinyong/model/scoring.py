@@ -33,13 +33,13 @@ TIERS: tuple[GradeBand, ...] = (
 
 
 def category_key(value: object) -> float | str | None:
-    """How a categorical value is compared: numbers as float, text stripped,
-    blanks and NaN as missing (None)."""
+    """How a categorical value is compared: numbers as float, text stripped, an
+    empty cell or NaN as missing (None). Words such as "none" are categories."""
     if value is None or value is pd.NA:
         return None
     if isinstance(value, str):
         text = value.strip()
-        return None if text.upper() in ("", "NA", "NAN", "NULL", "NONE") else text
+        return text or None
     if isinstance(value, bool | np.bool_):
         return float(value)
     if isinstance(value, int | float | np.number):

@@ -191,12 +191,13 @@ MAX_CATEGORIES = 50  # more distinct values than this is an identifier or free t
 
 def _category_values(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """A categorical column: numbers when the column is numeric (a code), else
-    stripped text; blanks are missing."""
+    stripped text; an empty cell is missing ("none" or "NA" are categories: in
+    credit data they usually are, e.g. "other debtors: none")."""
     series = frame[column]
     if _looks_numeric(series):
         return _as_number(frame, column, path)
     text = series.astype("string").str.strip()
-    blank = text.str.upper().isin(["", "NA", "NAN", "NULL", "NONE"]).fillna(True).astype(bool)
+    blank = (text == "").fillna(True).astype(bool)
     values = text.astype(object)
     values[blank.to_numpy()] = None
     return values
