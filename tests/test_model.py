@@ -771,3 +771,26 @@ def test_a_model_with_text_categories_cannot_go_into_a_pack(
     code, output = run("merge", str(out), str(pack))
     assert code == 1 and "text categories" in " ".join(output.split())
     assert pack.read_text() == _MINI_PACK  # nothing half-written
+
+
+def test_disparity_on_a_table_by_identity_number(work: Path, mixed: tuple[Path, dict]) -> None:
+    from datetime import date
+
+    from conftest import make_person_id
+
+    out, _ = mixed
+    frame = _mixed(300, seed=21)
+    frame["person"] = [make_person_id(date(1950 + i % 50, 6, 1), seq=i) for i in range(300)]
+    path = work / "with-ids.csv"
+    frame.to_csv(path, index=False)
+    code, output = run(
+        "disparity", str(out), str(path), "--identity", "person", "--group", "nationality",
+        "--on", "2025-01-01", "--json",
+    )  # fmt: skip
+    assert code == 0, output
+    by = {g["group"]: g for g in json.loads(output)["groupings"]}
+    assert set(by) == {"nationality", "age_band", "province", "sex"}
+    for grouping in by.values():
+        assert sum(r["rows"] for r in grouping["groups"]) == 300
+    sexes = {r["group"]: r["rows"] for r in by["sex"]["groups"]}
+    assert sexes == {"male": 150, "female": 150}  # seq 0..299: the 17th digit alternates

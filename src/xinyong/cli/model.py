@@ -280,21 +280,23 @@ def evaluate_cmd(
     console.print("grades: " + ", ".join(f"{g} {n}" for g, n in grades.items()), highlight=False)
 
 
-def labelled_table(model: Any, file: Path, group: str | None = None) -> Any:
-    """FILE read with MODEL's features (categorical ones as categories) and target."""
+def labelled_table(model: Any, file: Path, groups: list[str] | None = None) -> Any:
+    """FILE read with MODEL's features (categorical ones as categories) and target;
+    ``groups`` are columns measured apart (never features)."""
     from xinyong.model import load_training_table
     from xinyong.model.scoring import is_categorical
 
     features = [f.feature for f in model.scorecard.features]
-    if group is not None and group in features:
-        fail(f"--group {group!r} is one of the model's features; group by another column", 2)
+    for group in groups or []:
+        if group in features:
+            fail(f"--group {group!r} is one of the model's features; group by another column", 2)
     return load_training_table(
         file,
         target=model.target.column,
         bad=model.target.bad,
         features=features,
         categorical=[f.feature for f in model.scorecard.features if is_categorical(f)],
-        protected=[group] if group is not None else None,
+        protected=groups or None,
     )
 
 

@@ -20,23 +20,39 @@ from xinyong.cli.common import (
 )
 from xinyong.cli.model import labelled_table, model_app
 
+GroupOption = Annotated[
+    str | None, typer.Option("--group", help="Columns of FILE to group by (comma-separated).")
+]
+IdentityOption = Annotated[
+    str | None,
+    typer.Option(
+        "--identity",
+        help="Column of FILE with identity numbers: group by age band, province and sex.",
+    ),
+]
+OnOption = Annotated[
+    str | None, typer.Option("--on", help="Day the ages are counted on (default today).")
+]
+CutoffOption = Annotated[
+    float, typer.Option("--cutoff", help="Approval cut-off: a score at or above it.")
+]
+
 
 @model_app.command("report")
 def report_cmd(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model file (YAML).")],
     file: Annotated[Path, typer.Argument(help="Labelled table to validate on.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the HTML report.")],
-    group: Annotated[
-        str | None, typer.Option("--group", help="Add a disparity table by this column.")
-    ] = None,
-    cutoff: Annotated[
-        float, typer.Option("--cutoff", help="Approval cut-off score for the disparity table.")
-    ] = 600.0,
+    group: GroupOption = None,
+    identity: IdentityOption = None,
+    on: OnOption = None,
+    cutoff: CutoffOption = 600.0,
     title: Annotated[str | None, typer.Option("--title", help="Report title.")] = None,
     json: JsonOption = False,
 ) -> None:
     """Write an offline HTML validation report (ROC, KS, Gini, calibration, binning
-    tables with WoE and IV, score distributions, points table) of MODEL on FILE."""
+    tables with WoE and IV, score distributions, points table, stability and, with
+    --group or --identity, disparity) of MODEL on FILE."""
     from xinyong.model import ModelInputError, load_model
     from xinyong.model.registry import population_stability
     from xinyong.model.report import render_model_report, write_model_report
@@ -44,16 +60,17 @@ def report_cmd(
 
     try:
         model = load_model(model_path)
-        table = labelled_table(model, file, group)
+        columns = _columns(group, identity)
+        table = labelled_table(model, file, columns)
         result = validate(model, table.features, table.target)
-        gap = _file_disparity(model, table, group, cutoff) if group else None
+        gaps = _file_disparities(model, table, group, identity, on, cutoff)
         stable = population_stability(model, table.features) if model.reference else None
         html = render_model_report(
             model,
             result,
             title=title or f"Scorecard validation: {model_path.name}",
             source=f"{file.name} ({table.target_column} = {table.bad_value!r} is bad)",
-            disparity=gap,
+            disparities=gaps,
             stability=stable,
         )
         path = write_model_report(html, out)
@@ -61,7 +78,7 @@ def report_cmd(
         fail(f"{out}: cannot write: {exc.strerror or exc}")
     except (ModelInputError, ValueError) as exc:
         fail(str(exc))
-    payload = {"report": str(path), **result.as_dict(), "stability": stable}
+    payload = {"report": str(path), **result.as_dict(), "stability": stable, "disparity": gaps}
     if json:
         emit_json(payload)
         return
@@ -72,22 +89,41 @@ def report_cmd(
     )
 
 
-def _file_disparity(model: Any, table: Any, group: str, cutoff: float) -> dict[str, Any]:
+def _columns(group: str | None, identity: str | None) -> list[str]:
+    names = [n.strip() for n in (group or "").split(",") if n.strip()]
+    return names + ([identity] if identity else [])
+
+
+def _file_disparities(
+    model: Any,
+    table: Any,
+    group: str | None,
+    identity: str | None,
+    on: str | None,
+    cutoff: float,
+) -> list[dict[str, Any]]:
+    from datetime import date
+
     from xinyong.model import clamp, raw_scores
-    from xinyong.model.disparity import disparity
+    from xinyong.model.disparity import disparity, identity_groups
     from xinyong.model.validation import predicted_bad_rate
 
     scores = clamp(
         raw_scores(model.scorecard, table.features), model.score_range.min, model.score_range.max
     )
-    return disparity(
-        scores,
-        table.frame[group].reset_index(drop=True),
-        cutoff=cutoff,
-        predicted=predicted_bad_rate(model, scores),
-        bad=table.target,
-        name=group,
-    )
+    frame = table.frame.reset_index(drop=True)
+    groups = {name: frame[name] for name in _columns(group, None)}
+    if identity:
+        try:
+            day = date.fromisoformat(on) if on else date.today()
+        except ValueError:
+            fail(f"--on {on!r}: give a day as YYYY-MM-DD", 2)
+        groups.update(identity_groups([str(i) for i in frame[identity]], day))
+    predicted = predicted_bad_rate(model, scores)
+    return [
+        disparity(scores, g, cutoff=cutoff, predicted=predicted, bad=table.target, name=name)
+        for name, g in groups.items()
+    ]
 
 
 @model_app.command("disparity")
@@ -96,18 +132,16 @@ def disparity_cmd(
     file: Annotated[
         Path | None, typer.Argument(help="Labelled table; leave out to use the registry (--db).")
     ] = None,
-    group: Annotated[
-        str | None, typer.Option("--group", help="Column of FILE to group by.")
-    ] = None,
-    cutoff: Annotated[
-        float, typer.Option("--cutoff", help="Approval cut-off: a score at or above it.")
-    ] = 600.0,
+    group: GroupOption = None,
+    identity: IdentityOption = None,
+    on: OnOption = None,
+    cutoff: CutoffOption = 600.0,
     db: Annotated[
         Path | None, typer.Option("--db", help="Registry: group by age band, province, sex.")
     ] = None,
-    at: Annotated[str | None, typer.Option("--at", help="Score as of (default now).")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Registry: score as of.")] = None,
     system: Annotated[
-        str | None, typer.Option("--system", help="Pack that computes the features.")
+        str | None, typer.Option("--system", help="Registry: pack that computes the features.")
     ] = None,
     months: Annotated[
         int, typer.Option("--outcome-months", min=1, help="Registry: months of outcomes.")
@@ -115,19 +149,22 @@ def disparity_cmd(
     json: JsonOption = False,
 ) -> None:
     """Approval and bad rates at the cut-off, adverse impact ratios (flagged below 0.8),
-    AUC and calibration per group: by a column of FILE, or on the registry by age
-    band, province and sex read from the identity number (measured, never features)."""
+    AUC and calibration per group: by columns of FILE (--group, or --identity for age
+    band, province and sex), or on the registry (--db) by age band, province and sex
+    read from the identity number. Groups are measured, never features."""
     from xinyong.model import ModelInputError, load_model
 
     if (file is None) == (db is None):
-        fail("give a labelled FILE with --group COL, or --db for the registry", 2)
-    if file is not None and group is None:
-        fail("--group COL is needed with FILE", 2)
+        fail("give a labelled FILE with --group COL or --identity COL, or --db for the registry", 2)
+    if file is not None and not (group or identity):
+        fail("--group COL or --identity COL is needed with FILE", 2)
     try:
         model = load_model(model_path)
-        if file is not None and group is not None:
-            table = labelled_table(model, file, group)
-            payload: dict[str, Any] = {"groupings": [_file_disparity(model, table, group, cutoff)]}
+        if file is not None:
+            table = labelled_table(model, file, _columns(group, identity))
+            payload: dict[str, Any] = {
+                "groupings": _file_disparities(model, table, group, identity, on, cutoff)
+            }
         else:
             assert db is not None
             payload = _registry(db, at, lambda store, when: _registry_disparity(

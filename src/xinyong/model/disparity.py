@@ -73,6 +73,15 @@ def age_on(identity: str, on: date) -> float | None:
     return float(on.year - born.year - ((on.month, on.day) < (born.month, born.day)))
 
 
+def identity_groups(ids: list[str], on: date) -> dict[str, pd.Series]:
+    """Age band (on ``on``), province and sex read from identity numbers."""
+    return {
+        "age_band": pd.Series([age_band(age_on(i, on)) for i in ids], dtype=object),
+        "province": pd.Series([province_of(i) for i in ids], dtype=object),
+        "sex": pd.Series([sex_of(i) for i in ids], dtype=object),
+    }
+
+
 @dataclass(frozen=True)
 class GroupRow:
     group: str

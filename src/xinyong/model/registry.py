@@ -11,14 +11,14 @@ due, a contract, guarantee or private-lending breach, or a court listing.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from xinyong.model.disparity import age_band, age_on, disparity, province_of, sex_of
+from xinyong.model.disparity import disparity, identity_groups
 from xinyong.model.drift import band_edges, band_shares, bin_shares, compare, status
 from xinyong.model.modelfile import TrainedModel
 from xinyong.model.scoring import clamp, raw_scores
@@ -157,12 +157,7 @@ def registry_disparity(
     predicted = predicted_bad_rate(model, scores)
     ids = [str(s) for s in features["subject_id"]]
     bad = outcomes(store, ids, at, outcome_months)
-    on = (at + timedelta(hours=8)).date()  # the Shanghai date of the instant
-    groups = {
-        "age_band": pd.Series([age_band(age_on(i, on)) for i in ids]),
-        "province": pd.Series([province_of(i) for i in ids]),
-        "sex": pd.Series([sex_of(i) for i in ids]),
-    }
+    groups = identity_groups(ids, date.fromisoformat(_day(at)))
     return {
         "system": pack.system,
         "at": to_local_iso(at),

@@ -103,7 +103,7 @@ def render_model_report(
     *,
     title: str,
     source: str,
-    disparity: dict[str, Any] | None = None,
+    disparities: list[dict[str, Any]] | None = None,
     stability: dict[str, Any] | None = None,
 ) -> str:
     low, high = model.score_range.min, model.score_range.max
@@ -123,7 +123,7 @@ def render_model_report(
         model=model,
         v=validation,
         charts={k: Markup(c) for k, c in charts.items()},
-        disparity=disparity,
+        disparities=disparities or [],
         stability=stability,
     )
 
