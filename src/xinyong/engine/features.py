@@ -57,21 +57,30 @@ def feature_value(f: Feature, metric: ir.Value, as_of: datetime) -> ir.Value:
 
 
 def bin_points(sf: ScorecardFeature, value: ir.Value) -> ir.Value:
-    """Points of the first bin holding ``value`` ([lower, upper)); 0 when none does."""
+    """Points of the first bin holding ``value`` ([lower, upper), or one of a
+    categorical bin's values); a value no bin holds earns 0, or the missing bin's
+    points when the feature is categorical (a category unseen in training)."""
     branches = []
+    unseen = 0.0
     for b in sf.bins:
         if b.missing:
             branches.append((value.isnull(), ibis.literal(float(b.points))))
             continue
         cond = value.notnull()
+        if b.values is not None:
+            # Feature values are numbers here, so only numeric categories can match.
+            numbers = [float(v) for v in b.values if not isinstance(v, str)]
+            cond = cond & value.isin(numbers) if numbers else ibis.literal(False)
         if b.lower is not None:
             cond = cond & (value >= b.lower)
         if b.upper is not None:
             cond = cond & (value < b.upper)
         branches.append((cond, ibis.literal(float(b.points))))
+    if any(b.values is not None for b in sf.bins):
+        unseen = next((float(b.points) for b in sf.bins if b.missing), 0.0)
     if not branches:
         return ibis.literal(0.0)
-    return ibis.cases(*branches, else_=ibis.literal(0.0))
+    return ibis.cases(*branches, else_=ibis.literal(unseen))
 
 
 def best_points(sf: ScorecardFeature) -> float:

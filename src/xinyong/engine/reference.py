@@ -259,10 +259,14 @@ class _Pack:
         out = []
         for sf in score.scorecard.features:
             value = self.feature_value(features[sf.feature], recs)
-            points = 0.0
+            categorical = any(b.values is not None for b in sf.bins)
+            # An unseen category takes the missing bin; any other unbinned value earns 0.
+            points = next((b.points for b in sf.bins if b.missing), 0.0) if categorical else 0.0
             for b in sf.bins:
                 if b.missing:
                     inside = value is None
+                elif b.values is not None:
+                    inside = value is not None and value in b.values
                 else:
                     inside = (
                         value is not None

@@ -2,9 +2,11 @@
 
 This is the reference arithmetic of ``score.scorecard`` (schema.py): a feature
 value falls in the first bin with ``lower <= value < upper`` (a missing bound
-is unbounded); a subject with no value takes the ``missing: true`` bin; a value
-no bin holds earns 0 points (as in ``xinyong.engine.features``); score =
-clamp(offset + the sum of the bin points).
+is unbounded) or, for a categorical feature, in the first bin that lists it; a
+subject with no value takes the ``missing: true`` bin; a value no bin holds
+earns 0 points, or the missing bin's points for a categorical feature (an
+unseen category), as in ``xinyong.engine.features``; score = clamp(offset +
+the sum of the bin points).
 """
 
 from __future__ import annotations
@@ -30,8 +32,41 @@ TIERS: tuple[GradeBand, ...] = (
 )
 
 
+def category_key(value: object) -> float | str | None:
+    """How a categorical value is compared: numbers as float, text stripped, an
+    empty cell or NaN as missing (None). Words such as "none" are categories."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        return text or None
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.number):
+        x = float(value)
+        return None if np.isnan(x) else x
+    return str(value)
+
+
+def is_categorical(feature: ScorecardFeature) -> bool:
+    return any(b.values is not None for b in feature.bins)
+
+
+def _categorical_points(feature: ScorecardFeature, values: pd.Series | np.ndarray) -> np.ndarray:
+    keys = [category_key(v) for v in pd.Series(values, dtype=object)]
+    missing = next((b.points for b in feature.bins if b.missing), 0.0)
+    table: dict[float | str, float] = {}
+    for b in feature.bins:
+        for v in b.values or ():
+            table.setdefault(category_key(v) or "", b.points)  # first bin listing it wins
+    # An unseen category takes the missing bin (as the engine).
+    return np.array([missing if k is None else table.get(k, missing) for k in keys], dtype=float)
+
+
 def feature_points(feature: ScorecardFeature, values: pd.Series | np.ndarray) -> np.ndarray:
     """Points each value earns on one scorecard feature."""
+    if is_categorical(feature):
+        return _categorical_points(feature, values)
     x = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype="float64")
     present = ~np.isnan(x)
     points = np.zeros(len(x))
@@ -48,6 +83,17 @@ def feature_points(feature: ScorecardFeature, values: pd.Series | np.ndarray) ->
         points[mask] = b.points
         assigned |= mask
     return points
+
+
+def bin_index(feature: ScorecardFeature, values: pd.Series | np.ndarray) -> np.ndarray:
+    """The index of the bin each value falls in (-1: none), with the rules of
+    ``feature_points``: the binning tables and the drift measures count these."""
+    # Points i + 1 for bin i, so that "no bin" (0 points) reads as -1.
+    numbered = ScorecardFeature(
+        feature=feature.feature,
+        bins=[b.model_copy(update={"points": float(i + 1)}) for i, b in enumerate(feature.bins)],
+    )
+    return feature_points(numbered, values).astype(int) - 1
 
 
 def raw_scores(scorecard: Scorecard, features: pd.DataFrame) -> np.ndarray:

@@ -7,7 +7,7 @@ row + 1, after the header), so that a person can find and fix it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,21 @@ class ModelInputError(ValueError):
 
 @dataclass(frozen=True)
 class TrainingTable:
-    """Numeric features and a 0/1 target (1 = bad) read from one file."""
+    """Candidate features and a 0/1 target (1 = bad) read from one file.
+
+    Numeric features are float64 (NaN = missing); categorical ones (named in
+    ``categorical``) hold text or numbers as read, with None/NaN = missing.
+    ``dropped`` names every other column and says why it is not a feature.
+    """
 
     path: Path
-    features: pd.DataFrame  # float64 columns, NaN = missing
+    features: pd.DataFrame
     target: np.ndarray  # int8, 1 = bad
     target_column: str
     bad_value: str
+    categorical: tuple[str, ...] = ()
+    dropped: dict[str, str] = field(default_factory=dict)
+    frame: pd.DataFrame | None = None  # the whole file as read (groups for disparity)
 
     @property
     def rows(self) -> int:
@@ -147,6 +155,15 @@ def _target(frame: pd.DataFrame, column: str, bad: str, path: Path) -> np.ndarra
             " cells); every row needs a target value"
         )
     text = series.astype(str).str.strip()
+    # 1, 1.0 and True are one value; anything else distinct is another class.
+    numeric = pd.to_numeric(text.str.lower().replace({"true": "1", "false": "0"}), errors="coerce")
+    classes = sorted(set(numeric.dropna().astype(float)) | set(text[numeric.isna()]), key=str)
+    if len(classes) > 2:
+        shown = ", ".join(repr(c) for c in classes[:6]) + (", ..." if len(classes) > 6 else "")
+        raise ModelInputError(
+            f"{path}: target column {column!r} is not binary: {len(classes)} distinct values"
+            f" ({shown}); give a column with one good and one bad value"
+        )
     is_bad = (text == bad.strip()).to_numpy()
     try:
         wanted = float(bad)
@@ -169,6 +186,51 @@ def _target(frame: pd.DataFrame, column: str, bad: str, path: Path) -> np.ndarra
     return is_bad.astype("int8")
 
 
+MAX_CATEGORIES = 50  # more distinct values than this is an identifier or free text
+
+
+def _category_values(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """A categorical column: numbers when the column is numeric (a code), else
+    stripped text; an empty cell is missing ("none" or "NA" are categories: in
+    credit data they usually are, e.g. "other debtors: none")."""
+    series = frame[column]
+    if _looks_numeric(series):
+        return _as_number(frame, column, path)
+    text = series.astype("string").str.strip()
+    blank = (text == "").fillna(True).astype(bool)
+    values = text.astype(object)
+    values[blank.to_numpy()] = None
+    return values
+
+
+def _why_not_a_feature(
+    series: pd.Series, column: str, *, categorical: bool, named: bool
+) -> str | None:
+    """Why an automatically considered column is left out, or None."""
+    from xinyong.packs.lint import special_category
+
+    special = special_category(column)
+    if special is not None:
+        return f"special-category data ({special}): never a feature; measure with --group"
+    low = column.lower()
+    if not named and (column in IDENTIFIER_COLUMNS or low == "id" or low.endswith("_id")):
+        return "an identifier (by its name)"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "a date or time: derive a number from it (days since, age) to use it"
+    values = series.dropna()
+    if categorical:
+        values = values.astype(str).str.strip()
+        values = values[values != ""]
+    distinct = int(values.nunique())
+    if distinct <= 1:
+        return "constant (a single value)" if distinct else "empty (no value in any row)"
+    if categorical and not named and distinct == len(values) and len(values) >= 20:
+        return "an identifier (every value is distinct)"
+    if categorical and distinct > MAX_CATEGORIES:
+        return f"too many categories ({distinct}; at most {MAX_CATEGORIES})"
+    return None
+
+
 def load_training_table(
     path: str | Path,
     *,
@@ -176,41 +238,65 @@ def load_training_table(
     bad: str,
     features: list[str] | None = None,
     exclude: list[str] | None = None,
+    categorical: list[str] | None = None,
+    protected: list[str] | None = None,
 ) -> TrainingTable:
-    """Read ``path`` and split it into numeric candidate features and a 0/1 target.
+    """Read ``path`` and split it into candidate features and a 0/1 target.
 
-    Without ``features``, every numeric column other than the target, the excluded
-    ones and identifier columns is a candidate.
+    Without ``features``, every column other than the target is a candidate:
+    numeric columns as numbers, text columns (and the ``categorical`` ones) as
+    categories. Excluded and protected columns, identifiers, dates, constants,
+    special-category data and columns with too many categories are left out,
+    each with its reason in ``dropped``.
     """
     p = Path(path)
     frame = read_table(p)
     if target not in frame.columns:
-        columns = ", ".join(map(str, frame.columns))
-        raise ModelInputError(f"{p}: no target column {target!r}; the columns are: {columns}")
-    excluded = set(exclude or [])
-    unknown = sorted((set(features or []) | excluded) - set(frame.columns))
+        names = ", ".join(map(str, frame.columns))
+        raise ModelInputError(f"{p}: no target column {target!r}; the columns are: {names}")
+    excluded, protect = set(exclude or []), set(protected or [])
+    named_cat = set(categorical or [])
+    unknown = sorted((set(features or []) | excluded | protect | named_cat) - set(frame.columns))
     if unknown:
         raise ModelInputError(
             f"{p}: no column {', '.join(map(repr, unknown))}; the columns are:"
             f" {', '.join(map(str, frame.columns))}"
         )
-    if features:
-        if target in features:
-            raise ModelInputError(f"{p}: the target {target!r} cannot also be a feature")
-        names = [c for c in features if c not in excluded]
-    else:
-        names = [
-            str(c)
-            for c in frame.columns
-            if c != target
-            and c not in excluded
-            and c not in IDENTIFIER_COLUMNS
-            and _looks_numeric(frame[c])
-        ]
-    if not names:
-        raise ModelInputError(f"{p}: no numeric feature columns besides the target {target!r}")
-    # named features are the model's own: leaving one out is no way out
-    advice = " (the model needs this column)" if features else ""
-    numeric = {name: _as_number(frame, name, p, advice) for name in names}
+    if target in (features or []) or target in named_cat:
+        raise ModelInputError(f"{p}: the target {target!r} cannot also be a feature")
+    both = sorted(protect & (set(features or []) | named_cat))
+    if both:
+        raise ModelInputError(
+            f"{p}: {', '.join(map(repr, both))} is protected (--protected) and cannot also be"
+            " a feature"
+        )
+    dropped: dict[str, str] = {}
+    for c in frame.columns:
+        if c in protect:
+            dropped[str(c)] = "protected attribute (--protected): measured, never a feature"
+        elif c in excluded:
+            dropped[str(c)] = "excluded (--exclude)"
+    candidates = [
+        str(c) for c in (features or frame.columns) if c != target and str(c) not in dropped
+    ]
+    columns: dict[str, pd.Series] = {}
+    cats: list[str] = []
+    for name in candidates:
+        is_cat = name in named_cat or not _looks_numeric(frame[name])
+        why = _why_not_a_feature(frame[name], name, categorical=is_cat, named=features is not None)
+        if why is not None:
+            dropped[name] = why
+            continue
+        if is_cat:
+            columns[name] = _category_values(frame, name, p)
+            cats.append(name)
+        else:
+            columns[name] = _as_number(frame, name, p)
+    if not columns:
+        reasons = "; ".join(f"{k}: {v}" for k, v in dropped.items())
+        raise ModelInputError(
+            f"{p}: no feature columns besides the target {target!r}"
+            + (f" ({reasons})" if reasons else "")
+        )
     y = _target(frame, target, bad, p)
-    return TrainingTable(p, pd.DataFrame(numeric), y, target, bad)
+    return TrainingTable(p, pd.DataFrame(columns), y, target, bad, tuple(cats), dropped, frame)

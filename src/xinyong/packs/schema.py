@@ -34,7 +34,9 @@ score      score(S, T) = clamp(base + sum of points of every counted record),
            ``subject_kinds``, or lacks the ``min_history`` ("insufficient data").
            Grade: the first band (ordered high to low) whose ``min`` is <= score.
            A ``scorecard`` replaces per-record points by features (aggregates
-           of records) binned into points (the commercial system).
+           of records) binned into points (the commercial system): numeric bins
+           [lower, upper), categorical bins (a list of values; an unlisted
+           value takes the missing bin), and a missing bin.
 lists      an entry per record of ``entry_type`` (not excluded, ``when``
            holds); it starts when a period of ``start_delay_days`` (+ the value
            of ``start_delay_attribute``) days from the record is over (calendar,
@@ -167,12 +169,25 @@ class GradeBand(_Strict):
 
 class ScorecardBin(_Strict):
     """Points for feature values in [lower, upper); None is unbounded. ``missing``
-    marks the bin for subjects with no value."""
+    marks the bin for subjects with no value. A categorical bin lists its
+    ``values`` instead of bounds; in a feature with categorical bins, a value no
+    bin lists (a category unseen in training) takes the ``missing`` bin."""
 
     lower: float | None = None
     upper: float | None = None
+    values: list[float | str] | None = None
     missing: bool = False
     points: float
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScorecardBin:
+        if self.values is not None and (
+            self.missing or self.lower is not None or self.upper is not None
+        ):
+            raise ValueError("a bin lists `values` or has bounds or is `missing`, not several")
+        if self.values is not None and not self.values:
+            raise ValueError("a categorical bin lists at least one value")
+        return self
 
 
 class Feature(_Strict):
@@ -201,6 +216,7 @@ class Scorecard(_Strict):
     pdo: float | None = None
     trained_on: str = ""
     cv_auc: float | None = None
+    holdout_auc: float | None = None
 
 
 class Score(_Strict):
