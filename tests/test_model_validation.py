@@ -71,7 +71,7 @@ SHIPPED_MODEL = Path(xinyong.model.__file__).parent / "commercial-model.yaml"
 
 @pytest.fixture(scope="module")
 def registry(work: Path) -> Path:
-    """Thirty consenting adults with thin, clean files (and one consenting minor),
+    """Thirty consenting adults with thin, clean files (one account each) (and one consenting minor),
     recorded up to 2026-03; one adult falls 95 days behind in 2025-06."""
     from datetime import date, datetime
 
@@ -88,6 +88,12 @@ def registry(work: Path) -> Path:
             {"record_id": f"c{i}", "subject_id": pid, "type": "subject.consent_granted",
              "occurred_at": "2023-01-10", "source": "city:rongcheng",
              "attributes": {"system": "commercial"}}
+        )  # fmt: skip
+        # one account open long enough for the pack's minimum history
+        records.append(
+            {"record_id": f"l{i}", "subject_id": pid, "type": "loan.opened",
+             "occurred_at": "2023-01-10", "source": "lender:bank-a",
+             "attributes": {"account_id": f"L{i}", "kind": "consumer", "amount": 1000}}
         )  # fmt: skip
     minor = make_person_id(date(2010, 3, 1), seq=999)
     late = make_person_id(date(1960, 3, 1), seq=100)
