@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from xinyong.cli import app
+from xinyong.cli.acting import AsOption, CaseOption, KeyOption, acting, refusals
 from xinyong.cli.common import (
     DEFAULT_DB,
     DbOption,
@@ -64,12 +65,15 @@ def sources_add(
     ],
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Register a source that may report records of the types its kind allows."""
-    from xinyong.ledger.intake import register_source
+    from xinyong.access import operations as ops
 
-    with refused_input(), open_store(db) as store:
-        register_source(store, source_id, kind)
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        ops.register_source(reg, who, source_id, kind)
     if json:
         emit_json({"source_id": source_id, "kind": kind})
     else:
@@ -105,17 +109,22 @@ def import_(
     ] = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Import records: valid ones in one transaction, rejects to a report file.
 
     Exits 1 when any record was rejected (and, with --strict, nothing was written).
     """
-    from xinyong.ledger.intake import import_file
+    from xinyong.access import operations as ops
 
     if not file.exists():
         fail(f"{file}: no such file")
-    with refused_input(), open_store(db) as store:
-        result = import_file(store, file, strict=strict, rejects_path=rejects, progress=not json)
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        result = ops.import_records(
+            reg, who, file, strict=strict, rejects_path=rejects, progress=not json
+        )
     payload = {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
@@ -148,21 +157,23 @@ def evaluate(
     known_at: KnownAtOption = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Evaluate every installed pack and materialize the results."""
-    from xinyong.engine import evaluate as run_evaluation
-    from xinyong.engine import materialize
+    from xinyong.access import operations as ops
 
     as_of_t = instant(as_of, "--as-of") or now_utc()
     known_t = instant(known_at, "--known-at")
     if known_t is not None and known_t > now_utc():
         fail("--known-at lies in the future", 2)
     started = time.perf_counter()
-    with refused_input(), open_store(db) as store:
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals(), reg.holding():
         with nullcontext() if json else console.status("evaluating"):
-            evaluation = run_evaluation(store, as_of=as_of_t, known_at=known_t)
-            run_id = materialize(store, evaluation)
-        counts = _result_counts(store, as_of_t)
+            run_id, _ = ops.evaluate(reg, who, as_of=as_of_t, known_at=known_t)
+        with reg.store() as store:
+            counts = _result_counts(store, as_of_t)
     payload = {
         "run_id": run_id,
         "as_of": to_local_iso(as_of_t),
@@ -209,13 +220,16 @@ def check(
     known_at: KnownAtOption = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """May SUBJECT use SERVICE at --at? (deny, allow, priority, discount, deposit_free)"""
-    from xinyong.checks import check as ask
+    from xinyong.access import operations as ops
 
     at_t, known_t = instant(at, "--at"), instant(known_at, "--known-at")
-    with refused_input(), open_store(db) as store:
-        answer = ask(store, subject, service, at=at_t, known_at=known_t)
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        answer = ops.check(reg, who, subject, service, at=at_t, known_at=known_t)
     if json:
         emit_json(answer.public())
         return
@@ -246,13 +260,17 @@ def score(
     known_at: KnownAtOption = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
+    case: CaseOption = None,
 ) -> None:
     """SUBJECT's score and grade in one system (null when it computes none)."""
-    from xinyong.checks import score_of
+    from xinyong.access import operations as ops
 
     at_t, known_t = instant(at, "--at"), instant(known_at, "--known-at")
-    with refused_input(), open_store(db) as store:
-        answer = score_of(store, subject, system, at=at_t, known_at=known_t)
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        answer = ops.score(reg, who, subject, system, at=at_t, known_at=known_t, case=case)
     if json:
         emit_json(answer.public())
         return
@@ -274,13 +292,19 @@ def explain(
     known_at: KnownAtOption = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
+    case: CaseOption = None,
 ) -> None:
     """Records, rules, points and legal bases behind SUBJECT's results."""
-    from xinyong.checks import explain as build
+    from xinyong.access import operations as ops
 
     at_t, known_t = instant(at, "--at"), instant(known_at, "--known-at")
-    with refused_input(), open_store(db) as store:
-        explanation = build(store, subject, system=system, at=at_t, known_at=known_t)
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        explanation = ops.explain(
+            reg, who, subject, system=system, at=at_t, known_at=known_t, case=case
+        )
     if json:
         emit_json(explanation.model_dump())
         return
@@ -386,12 +410,15 @@ def packs_install(
     file: Annotated[Path, typer.Argument(help="A pack YAML file")],
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Install a new pack version (it must lint without errors)."""
-    from xinyong.packs import install_pack
+    from xinyong.access import operations as ops
 
-    with refused_input(), open_store(db) as store:
-        pack = install_pack(store, file)
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        pack = ops.install_pack(reg, who, file)
     payload = {
         "system": pack.system,
         "version": pack.meta.version,
