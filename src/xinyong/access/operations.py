@@ -339,9 +339,8 @@ def subject_report(
 
     subject = _subject(subject)
     _allow(reg, who, "report", subject=subject, case=case)
-    when = at or now_utc()
     with reg.store() as store, _domain_refusals(reg, who, "report", subject):
-        retention_purge.guard(store, subject, when, None)
+        retention_purge.guard(store, subject, at or now_utc(), None)
         own = who.role == "subject"
         charged = False
         inquiry_id = None
@@ -349,6 +348,8 @@ def subject_report(
             done = inquiries.self_reports_in_year(store, subject, now_utc())
             charged = done >= inquiries.FREE_SELF_REPORTS_PER_YEAR
             inquiry_id = inquiries.record(store, subject, f"subject:{who.name}", inquiries.SELF)
+        # After the inquiry record, so that the report lists this read too.
+        when = at or now_utc()
         explanation = build(store, subject, at=when)
         withheld = _withhold_unlicensed(store, explanation, when, None)
         report = build_report(

@@ -115,12 +115,14 @@ def due(store: Store, now: datetime | None = None) -> list[Tombstone]:
         if any(end is None or end > now for end in ends):
             continue
         # The last retention to end is the one that released the record.
-        last_end, released_by, basis = max(holders, key=lambda h: h[0] or now)
+        # Every holding pack's rule ran out; the tombstone names them all.
+        last_end = max(end for end in ends if end is not None)
+        released_by = "; ".join(sorted({rule for _, rule, _ in holders}))
+        bases = " | ".join(sorted({basis for _, _, basis in holders if basis}))
         typ, subject, occurred, recorded = meta[record_id]
-        assert last_end is not None
         out.append(
             Tombstone(
-                record_id, typ, subject, occurred, recorded, last_end, now, released_by, basis
+                record_id, typ, subject, occurred, recorded, last_end, now, released_by, bases
             )
         )
     return sorted(out, key=lambda t: (t.subject_id, t.occurred_at, t.record_id))
