@@ -385,16 +385,15 @@ def inquire(
     """A lender reads the subject's report of ``system`` (PBoC Arts. 18, 20): only with
     the subject's current consent and an allowed purpose; each read is recorded."""
     from xinyong.checks import explain as build
-    from xinyong.checks.questions import UnknownName, _pack_for
+    from xinyong.packs import installed_packs
 
     subject = _subject(subject)
     _allow(reg, who, "inquire", subject=subject, purpose=purpose)
     now = now_utc()
     with reg.store() as store, _domain_refusals(reg, who, "inquire", subject, purpose):
-        try:
-            pack = _pack_for(store, system, now)
-        except UnknownName as exc:
-            raise inquiries.InquiryRefused("inquire:system", str(exc)) from None
+        pack = next((p for p in installed_packs(store, now) if p.system == system), None)
+        if pack is None:
+            raise inquiries.InquiryRefused("inquire:system", f"no system {system!r} is installed")
         inquiries.admit(store, pack, subject, purpose, now)
         licensing.require(store, system, at=now)
         assert who.source is not None  # authorize: a lender principal has its source
