@@ -269,3 +269,27 @@ def test_cli_refuses_bad_keys_and_missing_consent_audits_and_writes_nothing(
     assert {k: json.loads(out)[k] for k in ("ok", "entries", "first_bad")} == {
         "ok": False, "entries": 2, "first_bad": 3,
     }  # fmt: skip
+
+
+def test_a_source_submits_only_its_own_records(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    assert _cli(db, "init", "--json")[0] == 0
+    for source in ("court:a", "court:b"):
+        assert _cli(db, "sources", "add", source, "--kind", "court")[0] == 0
+    code, out, _ = _cli(db, "principals", "add", "court-a", "--role", "source",
+                        "--source", "court:a", "--json")  # fmt: skip
+    key = json.loads(out)["key"]
+    listing = {
+        "subject_id": SUBJECT, "type": "court.listing_decision", "occurred_at": "2026-01-10",
+        "attributes": {"case_no": "c-1", "ground": "evades_enforcement"},
+    }  # fmt: skip
+    theirs = tmp_path / "theirs.jsonl"
+    theirs.write_text(json.dumps({**listing, "record_id": "b-1", "source": "court:b"}) + "\n")
+    code, _, err = _cli(db, "import", str(theirs), "--as", "court-a", "--key", key)
+    assert code == 1 and "import:other-source" in err
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text(json.dumps({**listing, "record_id": "a-1", "source": "court:a"}) + "\n")
+    code, out, _ = _cli(db, "import", str(ours), "--as", "court-a", "--key", key, "--json")
+    assert code == 0 and json.loads(out)["accepted"] == 1
+    with Store(db) as store:
+        assert store.sql.execute("SELECT record_id FROM records").fetchall() == [("a-1",)]
