@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -539,6 +539,17 @@ def public_search(
         results = search(store, text, at=at)
     _audit(reg, who, "public.search", "allowed", query=text, results=len(results))
     return results
+
+
+def statistics(reg: Registry, who: Principal, start: date, end: date) -> dict[str, Any]:
+    """Aggregate statistics (no personal data): list sizes, grades, refusals, endings."""
+    from xinyong.reports.statistics import summarize
+
+    _allow(reg, who, "statistics")
+    with reg.store() as store:
+        summary = summarize(store, start, end)
+    _audit(reg, who, "statistics", "allowed", start=start.isoformat(), end=end.isoformat())
+    return summary.as_dict()
 
 
 def purge(

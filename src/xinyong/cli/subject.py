@@ -1,4 +1,5 @@
-"""Subject-facing and public commands: report, inquire, public search, purge."""
+"""Subject-facing, public and reporting commands: report, inquire, public search,
+purge, statistics."""
 
 from __future__ import annotations
 
@@ -152,3 +153,31 @@ def purge(
     console.print(f"{len(stones)} records {verb}")
     for t in stones[:20]:
         console.print(f"  {t.record_id} {t.type} {t.subject_id} ({t.rule})", highlight=False)
+
+
+@app.command()
+def statistics(
+    start: Annotated[str, typer.Option("--start", help="First day (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option("--end", help="Last day (YYYY-MM-DD).")],
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Aggregate statistics without personal data (operator, auditor, regulator)."""
+    from datetime import date
+
+    from xinyong.access import operations as ops
+
+    try:
+        d_start, d_end = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        fail(f"--start/--end: {exc}", 2)
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        summary = ops.statistics(reg, who, d_start, d_end)
+    if json:
+        emit_json(summary)
+        return
+    for key_name in ("records", "subjects", "active_entries", "minors_listed"):
+        console.print(f"{key_name}: {summary.get(key_name)}", highlight=False)
