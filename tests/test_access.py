@@ -21,6 +21,7 @@ from xinyong.access.principals import PrincipalBook, local_operator
 from xinyong.audit.chain import AuditChain
 from xinyong.cli import _register, app
 from xinyong.ledger.store import Store
+from xinyong.packs import install_pack, shipped_pack_paths
 
 _register()
 runner = CliRunner()
@@ -293,3 +294,37 @@ def test_a_source_submits_only_its_own_records(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["accepted"] == 1
     with Store(db) as store:
         assert store.sql.execute("SELECT record_id FROM records").fetchall() == [("a-1",)]
+
+
+def test_every_new_command_speaks_json(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    with Store(db) as store:  # one pack keeps the report quick
+        install_pack(store, next(p for p in shipped_pack_paths() if p.stem == "financial"))
+
+    def ok(*args: str) -> object:
+        code, out, err = _cli(db, *args, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    auditor_key = ok("principals", "add", "aud", "--role", "auditor")["key"]  # type: ignore[index]
+    subject_key = ok("principals", "add", "me", "--role", "subject", "--subject", SUBJECT)["key"]  # type: ignore[index]
+    regulator_key = ok("principals", "add", "pbc", "--role", "regulator")["key"]  # type: ignore[index]
+    assert [p["name"] for p in ok("principals", "list")] == ["aud", "me", "pbc"]  # type: ignore[union-attr, index]
+    new = ok("principals", "key", "aud")
+    ok("principals", "revoke", "aud", "--key-id", new["key_id"])  # type: ignore[index]
+    assert ok("purge", "--dry-run") == {"dry_run": True, "purged": 0, "tombstones": []}
+    status = ok("licences", "status", "commercial", "--as", "pbc", "--key", regulator_key)
+    assert status["required"] is False  # type: ignore[index]
+    out = tmp_path / "me.html"
+    made = ok("report", SUBJECT, "--format", "html", "--out", str(out),
+              "--as", "me", "--key", subject_key)  # fmt: skip
+    assert made["charged"] is False and out.exists()  # type: ignore[index]
+    # Who looked at me: the subject sees its own report; an auditor needs a case.
+    mine = ok("audit", "show", "--subject", SUBJECT, "--as", "me", "--key", subject_key)
+    assert [(e["principal"], e["action"]) for e in mine] == [("me", "report")]  # type: ignore[union-attr, index]
+    code, _, err = _cli(db, "audit", "show", "--subject", SUBJECT, "--as", "aud",
+                        "--key", auditor_key)  # fmt: skip
+    assert code == 1 and "named case" in err
+    seen = ok("audit", "show", "--subject", SUBJECT, "--as", "aud", "--key", auditor_key,
+              "--case", "complaint-7")  # fmt: skip
+    assert ("me", "report") in [(e["principal"], e["action"]) for e in seen]  # type: ignore[union-attr, index]
