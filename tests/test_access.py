@@ -111,6 +111,7 @@ def test_keys_are_stored_as_hashes_shown_once_and_revocable(tmp_path: Path) -> N
     secret = key.split(".")[2]
     assert secret not in stored and key not in stored
     assert book.authenticate("bank-a", key).role == "service"
+    assert book.authenticate(None, key).name == "bank-a"  # a bearer key alone
     with pytest.raises(Refused):
         book.authenticate("bank-a", key[:-1] + ("A" if key[-1] != "A" else "B"))
     with pytest.raises(Refused):

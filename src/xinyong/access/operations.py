@@ -178,13 +178,14 @@ def _subject(text: str) -> str:
     return parse_subject_id(text).value
 
 
-def authenticate(reg: Registry, name: str, key: str) -> Principal:
-    """The principal behind ``name`` and ``key``; a bad key is refused and audited."""
+def authenticate(reg: Registry, name: str | None, key: str) -> Principal:
+    """The principal behind ``name`` (or, without it, the key's id) and ``key``; a bad
+    key is refused and audited."""
     try:
         return reg.principals.authenticate(name, key)
     except Refused as exc:
         reg.audit.append(
-            principal=name,
+            principal=name or "(by key)",
             role="unknown",
             action="authenticate",
             outcome="refused",

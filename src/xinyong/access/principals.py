@@ -207,13 +207,20 @@ class PrincipalBook:
             raise ValueError(f"no principal {name!r}")
         return book[name]
 
-    def authenticate(self, name: str, key: str) -> Principal:
+    def authenticate(self, name: str | None, key: str) -> Principal:
         """The principal when ``key`` is one of its live keys; ``Refused`` otherwise.
+        Without ``name`` the key's id finds the principal (an HTTP bearer key).
 
         The message never says which part was wrong (name, key id or secret)."""
-        bad = Refused("authenticate", f"bad key for principal {name!r}")
-        principal = self.load().get(name)
+        bad = Refused("authenticate", f"bad key for principal {name or '(by key)'!r}")
         parts = key.split(".")
+        book = self.load()
+        if name is None and len(parts) == 3:
+            name = next(
+                (p.name for p in book.values() if any(k.key_id == parts[1] for k in p.keys)),
+                None,
+            )
+        principal = book.get(name) if name is not None else None
         if principal is None or principal.revoked_at or len(parts) != 3 or parts[0] != "xy":
             raise bad
         for stored in principal.keys:

@@ -42,10 +42,14 @@ KnownAtOption = Annotated[
 @app.command()
 def init(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     """Create a registry with the shipped rule packs installed."""
-    from xinyong.packs import install_pack, shipped_pack_paths
+    from xinyong.access import operations as ops
+    from xinyong.packs import shipped_pack_paths
 
-    with refused_input(), open_store(db, must_exist=False) as store:
-        installed = [install_pack(store, path) for path in shipped_pack_paths()]
+    with refused_input(), open_store(db, must_exist=False):
+        pass  # creates the registry file
+    reg, who = acting(db, None, None)
+    with refused_input(), refusals(), reg.holding():
+        installed = [ops.install_pack(reg, who, path) for path in shipped_pack_paths()]
     payload = {
         "db": str(db),
         "packs": [{"system": p.system, "version": p.meta.version} for p in installed],
