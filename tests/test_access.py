@@ -264,12 +264,14 @@ def test_cli_refuses_bad_keys_and_missing_consent_audits_and_writes_nothing(
     # Tampering behind the registry's back: the CLI names the entry and exits 1.
     path = AuditChain.of_registry(db).path
     lines = path.read_text().splitlines(keepends=True)
-    assert '"refused"' in lines[2]  # 1 source registered, 2 principal added, 3 bad key
-    path.write_text("".join(lines[:2] + [lines[2].replace('"refused"', '"allowed"')] + lines[3:]))
+    bad = next(i for i, line in enumerate(lines) if '"refused"' in line)  # the bad key
+    path.write_text(
+        "".join(lines[:bad] + [lines[bad].replace('"refused"', '"allowed"')] + lines[bad + 1 :])
+    )
     code, out, _ = _cli(db, "audit", "verify", "--json")
     assert code == 1
     assert {k: json.loads(out)[k] for k in ("ok", "entries", "first_bad")} == {
-        "ok": False, "entries": 2, "first_bad": 3,
+        "ok": False, "entries": bad, "first_bad": bad + 1,
     }  # fmt: skip
 
 
