@@ -69,6 +69,13 @@ def _ensure(store: Store) -> None:
     store.sql.execute(_DDL)
 
 
+def has_table(store: Store, name: str) -> bool:
+    row = store.sql.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def bind(store: Store, system: str, operator_id: str, *, by: str) -> str:
     """Bind ``system`` to the organization that runs it; returns the normalized id."""
     parsed = parse_subject_id(operator_id)
@@ -83,7 +90,8 @@ def bind(store: Store, system: str, operator_id: str, *, by: str) -> str:
 
 
 def bindings(store: Store) -> dict[str, str]:
-    _ensure(store)
+    if not has_table(store, "licensed_systems"):  # reads work on a read-only registry too
+        return {}
     rows = store.sql.execute("SELECT system, operator_id FROM licensed_systems").fetchall()
     return {s: o for s, o in rows}
 
