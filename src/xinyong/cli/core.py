@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from xinyong.cli import app
+from xinyong.cli.acting import AsOption, CaseOption, KeyOption, acting, refusals
 from xinyong.cli.common import (
     DEFAULT_DB,
     DbOption,
@@ -57,12 +58,16 @@ def _known_at(value: str | None) -> datetime | None:
 @app.command()
 def init(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     """Create a registry with the shipped rule packs installed."""
+    from xinyong.access import operations as ops
     from xinyong.ledger.store import Store
-    from xinyong.packs import install_pack, shipped_pack_paths
+    from xinyong.packs import shipped_pack_paths
 
     # Creates a missing (or empty) file; refuses an existing file that is not a registry.
-    with Store(db) as store:
-        installed = [install_pack(store, path) for path in shipped_pack_paths()]
+    with refused_input(), Store(db):
+        pass
+    reg, who = acting(db, None, None)
+    with refused_input(), refusals(), reg.holding():
+        installed = [ops.install_pack(reg, who, path) for path in shipped_pack_paths()]
     payload = {
         "db": str(db),
         "packs": [{"system": p.system, "version": p.meta.version} for p in installed],
@@ -105,12 +110,15 @@ def sources_add(
     ],
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Register a source that may report records of the types its kind allows."""
-    from xinyong.ledger.intake import register_source
+    from xinyong.access import operations as ops
 
-    with refused_input(), open_store(db) as store:
-        register_source(store, source_id, kind)
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        ops.register_source(reg, who, source_id, kind)
     if json:
         emit_json({"source_id": source_id, "kind": kind})
     else:
@@ -160,12 +168,14 @@ def import_(
     ] = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Import records: valid ones in one transaction, rejects to a report file.
 
     Exits 1 when any record was rejected (and, with --strict, nothing was written).
     """
-    from xinyong.ledger.intake import import_file
+    from xinyong.access import operations as ops
 
     if not file.exists():
         fail(f"{file}: no such file")
@@ -181,9 +191,11 @@ def import_(
                 highlight=False,
             )
 
-    with refused_input(), open_store(db) as store:
-        result = import_file(
-            store,
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        result = ops.import_records(
+            reg,
+            who,
             file,
             strict=strict,
             rejects_path=rejects,
@@ -225,19 +237,21 @@ def evaluate(
     known_at: KnownAtOption = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Evaluate every installed pack and materialize the results."""
-    from xinyong.engine import evaluate as run_evaluation
-    from xinyong.engine import materialize
+    from xinyong.access import operations as ops
 
     as_of_t = instant(as_of, "--as-of") or now_utc()
     known_t = _known_at(known_at)
     started = time.perf_counter()
-    with refused_input(), open_store(db, needs_packs=True) as store:
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals(), reg.holding():
         with nullcontext() if json else console.status("evaluating"):
-            evaluation = run_evaluation(store, as_of=as_of_t, known_at=known_t)
-            run_id = materialize(store, evaluation)
-        counts = _result_counts(store, as_of_t)
+            run_id, _ = ops.evaluate(reg, who, as_of=as_of_t, known_at=known_t)
+        with reg.store() as store:
+            counts = _result_counts(store, as_of_t)
     payload = {
         "run_id": run_id,
         "as_of": to_local_iso(as_of_t),
@@ -284,13 +298,16 @@ def check(
     known_at: KnownAtOption = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """May SUBJECT use SERVICE at --at? (deny, allow, priority, discount, deposit_free)"""
-    from xinyong.checks import check as ask
+    from xinyong.access import operations as ops
 
     at_t, known_t = instant(at, "--at"), _known_at(known_at)
-    with refused_input(), open_store(db, read_only=True, needs_packs=True) as store:
-        answer = ask(store, subject, service, at=at_t, known_at=known_t)
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        answer = ops.check(reg, who, subject, service, at=at_t, known_at=known_t)
     if json:
         emit_json(answer.public())
         return
@@ -321,14 +338,20 @@ def score(
     known_at: KnownAtOption = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
+    case: CaseOption = None,
 ) -> None:
     """SUBJECT's score and grade in one system (null when it computes none)."""
-    from xinyong.checks import score_of
+    from xinyong.access import operations as ops
 
     at_t, known_t = instant(at, "--at"), _known_at(known_at)
-    with refused_input(), open_store(db, read_only=True, needs_packs=True) as store:
-        answer = score_of(store, subject, system, at=at_t, known_at=known_t)
-        if answer.score is None and not json:
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        answer = ops.score(reg, who, subject, system, at=at_t, known_at=known_t, case=case)
+    why = ""
+    if answer.score is None and not json:
+        with refused_input(), reg.store(read_only=True) as store:
             why = _no_scores(store, answer.subject_id, [system], at_t, known_t)[system][0]
     if json:
         emit_json(answer.public())
@@ -349,17 +372,24 @@ def explain(
     known_at: KnownAtOption = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
+    case: CaseOption = None,
 ) -> None:
     """Records, rules, points and legal bases behind SUBJECT's results."""
-    from xinyong.checks import explain as build
+    from xinyong.access import operations as ops
 
     at_t, known_t = instant(at, "--at"), _known_at(known_at)
-    with refused_input(), open_store(db, read_only=True, needs_packs=True) as store:
-        explanation = build(store, subject, system=system, at=at_t, known_at=known_t)
-        if json:
-            emit_json(explanation.model_dump())
-            return
-        unscored = [s.system for s in explanation.systems if s.score is None]
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals():
+        explanation = ops.explain(
+            reg, who, subject, system=system, at=at_t, known_at=known_t, case=case
+        )
+    if json:
+        emit_json(explanation.model_dump())
+        return
+    unscored = [s.system for s in explanation.systems if s.score is None]
+    with refused_input(), reg.store(read_only=True) as store:
         no_score = _no_scores(store, explanation.subject_id, unscored, at_t, known_t)
     from xinyong.cli.render import print_explanation
 
@@ -487,15 +517,20 @@ def packs_install(
     file: Annotated[Path, typer.Argument(help="A pack YAML file")],
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Install a new pack version (it must lint without errors)."""
-    from xinyong.packs import install_pack
+    from xinyong.access import operations as ops
 
-    with refused_input(), open_store(db) as store:
-        count = "SELECT count(*) FROM packs"
-        before = store.sql.execute(count).fetchone()[0]
-        pack = install_pack(store, file)
-        new = store.sql.execute(count).fetchone()[0] > before
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals(), reg.holding():
+        with reg.store() as store:
+            count = "SELECT count(*) FROM packs"
+            before = store.sql.execute(count).fetchone()[0]
+        pack = ops.install_pack(reg, who, file)
+        with reg.store() as store:
+            new = store.sql.execute(count).fetchone()[0] > before
     payload = {
         "system": pack.system,
         "version": pack.meta.version,

@@ -22,6 +22,7 @@ Errors (``install_pack`` refuses a pack with any):
   record type;
 - a list without a maximum term, unless it is curable by the subject and has a
   removal;
+- a home address or phone among a list's public fields (SPC Art. 6);
 - a list that can take persons without an exclusion of minors
   (``subject.age < 18``), and a detrimental grade consequence on persons
   without ``min_age`` of at least 18: minors are never listed;
@@ -53,6 +54,7 @@ SUBJECT_NAMES = frozenset({"subject.age", "subject.kind"})
 CONSENT_TYPES = ("subject.consent_granted", "subject.consent_withdrawn")
 INQUIRY_TYPE = "inquiry.made"
 ADULT_AGE = 18
+_PRIVATE_FIELD = re.compile(r"address|domicile|residence|phone|mobile|telephone|住址|电话|手机")
 AI_ACT = "EU AI Act Art. 5(1)(c)(i)"
 
 
@@ -353,6 +355,14 @@ class _Linter:
         self.condition(where, entry, spec.when)
         for f in spec.public_fields:
             self.name(where, "public field", f)
+            if _PRIVATE_FIELD.search(f):
+                # SPC Art. 6 publishes no private information: a home address or
+                # phone never reaches a public list.
+                self.error(
+                    where,
+                    f"public field {f!r} is private information (home address or phone);"
+                    " Fa Shi [2017] No. 7, Art. 6 publishes no private information",
+                )
         for i, term in enumerate(spec.terms):
             tw = f"{where}.terms[{i}]"
             self.basis(tw, term.legal_basis)

@@ -1,0 +1,1 @@
+"""Processes around the ledger: inquiries, licensing, retention purge."""
