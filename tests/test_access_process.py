@@ -56,14 +56,21 @@ def _registry(tmp_path: Path, packs: tuple[str, ...]) -> ops.Registry:
     return ops.Registry(db)
 
 
-def _listing(rid: str, subject: str, occurred: date, case: str, **extra: int) -> dict:
+def _listing(
+    rid: str,
+    subject: str,
+    occurred: date,
+    case: str,
+    ground: str = "evades_enforcement",
+    **extra: int,
+) -> dict:
     return {
         "record_id": rid,
         "subject_id": subject,
         "type": "court.listing_decision",
         "occurred_at": occurred.isoformat(),
         "source": COURT,
-        "attributes": {"case_no": case, "ground": "evades_enforcement", **extra},
+        "attributes": {"case_no": case, "ground": ground, **extra},
     }
 
 
@@ -93,8 +100,11 @@ def test_public_search_shows_only_active_entries_with_public_fields_masked(
                 _listing("j1", DEBTOR, today - timedelta(days=60), "(2026)鲁1082执1号"),
                 # In its grace period (Fa Fa [2019] No. 35): not yet public.
                 _listing("j2", LATE, today - timedelta(days=2), "(2026)鲁1082执2号", grace_days=30),
-                # Obligation performed (Art. 10(1)): leaves the public view at once.
-                _listing("j3", PAID, today - timedelta(days=90), "(2026)鲁1082执3号"),
+                # Obligation performed (Art. 10(1), which ends an open-ended ground (1)
+                # listing; Art. 10 para. 2): leaves the public view at once.
+                _listing(
+                    "j3", PAID, today - timedelta(days=90), "(2026)鲁1082执3号", "able_but_refuses"
+                ),
                 {
                     "record_id": "f3",
                     "subject_id": PAID,
@@ -134,7 +144,7 @@ def test_the_linter_refuses_a_home_address_or_phone_among_public_fields() -> Non
     path = next(p for p in shipped_pack_paths() if p.stem == "judicial")
     text = path.read_text(encoding="utf-8")
     for private in ("home_address", "phone"):
-        bad = text.replace("public_fields: [", f"public_fields: [{private}, ", 1)
+        bad = text.replace("    public_fields:\n", f"    public_fields:\n      - {private}\n", 1)
         assert bad != text
         findings = lint(load_pack("bad.yaml", text=bad))
         assert any(f.level == "error" and private in f.message for f in findings), private
@@ -156,6 +166,17 @@ def test_an_inquiry_counts_in_the_commercial_score(tmp_path: Path) -> None:
         }
         for system in ("financial", "commercial")
     ]
+    # an account open long enough for the commercial pack's minimum history
+    consents.append(
+        {
+            "record_id": "l-1",
+            "subject_id": subject,
+            "type": "loan.opened",
+            "occurred_at": "2024-01-01",
+            "source": "lender:bank-a",
+            "attributes": {"account_id": "A1", "kind": "consumer", "amount": 1000},
+        }
+    )
     with reg.store() as store:
         assert submit(store, consents).rejected == 0
     _, key = ops.add_principal(

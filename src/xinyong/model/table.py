@@ -291,7 +291,9 @@ def load_training_table(
             columns[name] = _category_values(frame, name, p)
             cats.append(name)
         else:
-            columns[name] = _as_number(frame, name, p)
+            # a model's own features cannot be left out
+            advice = " (the model needs this column)" if features is not None else ""
+            columns[name] = _as_number(frame, name, p, advice)
     if not columns:
         reasons = "; ".join(f"{k}: {v}" for k, v in dropped.items())
         raise ModelInputError(
