@@ -18,9 +18,9 @@ from xinyong.timeutil import now_utc, to_local_iso
 
 def _file_sources(path: Path) -> set[str]:
     """The source ids a record file names (for a source principal's own-source rule)."""
-    from xinyong.ledger import readers
-
     import duckdb
+
+    from xinyong.ledger import readers
 
     sources: set[str] = set()
     fmt = readers.detect_format(path)
