@@ -71,8 +71,8 @@ SHIPPED_MODEL = Path(xinyong.model.__file__).parent / "commercial-model.yaml"
 
 @pytest.fixture(scope="module")
 def registry(work: Path) -> Path:
-    """Thirty consenting adults with thin, clean files (one account each) (and one consenting minor),
-    recorded up to 2026-03; one adult falls 95 days behind in 2025-06."""
+    """Thirty consenting adults with thin, clean files, an account each (and one consenting
+    minor), recorded up to 2026-03; one adult falls 95 days behind in 2025-06."""
     from datetime import date, datetime
 
     from conftest import make_person_id
