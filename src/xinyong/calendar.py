@@ -104,3 +104,37 @@ def non_working_days(first: date, last: date) -> list[tuple[date, date]]:
             out.append((day, next_working_day(day)))
         day += timedelta(days=1)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Deadlines of due process (objections, corrections, reconsideration, repair)
+
+
+class UncoveredYear(ValueError):
+    """A deadline in working days that would need a year whose holidays are not known."""
+
+
+def due_date(start: date, n: int, unit: str) -> date:
+    """The last day of a due-process period of ``n`` ``unit`` ('days' or
+    'working_days') starting on ``start`` (Civil Procedure Law Art. 85).
+
+    Unlike the engine's periods (which must stay total, see the module docstring),
+    a deadline owed to a subject is refused rather than guessed: a period that
+    reaches a year outside ``chinese-calendar``'s published data raises
+    ``UncoveredYear`` (a holiday missing from the fallback would move the day, and
+    a wrong deadline would tell a subject they are out of time when they are not).
+    """
+    if unit == "days":
+        end = add_days(start, n)
+    elif unit == "working_days":
+        end = add_working_days(start, n)
+    else:
+        raise ValueError(f"unknown period unit {unit!r}; one of days, working_days")
+    for day in (start, end):
+        if not is_covered(day):
+            raise UncoveredYear(
+                f"cannot count a period of {n} {unit.replace('_', ' ')} from {start}: the"
+                f" holidays of {day.year} are not published in chinese-calendar (covers"
+                f" {covered_from()}-{covered_until()}); update chinese-calendar"
+            )
+    return end

@@ -243,7 +243,27 @@ class _Linter:
         self.consequences()
         self.retention()
         self.report_and_access()
+        self.due_process()
         return self.findings
+
+    def due_process(self) -> None:
+        """A system that lists or grades must say how a subject contests it (SPC
+        Arts. 11-12, PBoC Art. 25, GDPR Art. 22): its ``process:`` section."""
+        process = self.pack.process
+        grades = bool(self.pack.score and self.pack.score.grades)
+        if process is None:
+            if self.pack.lists or grades:
+                what = "lists" if self.pack.lists else "grades"
+                self.error(
+                    "process",
+                    f"the pack has {what} but no objection process: add a `process:` section"
+                    " with the grounds, review and correction periods and their legal basis",
+                )
+            return
+        self.basis("process", process.legal_basis)
+        if process.repair is not None:
+            for t in process.repair.performed_by:
+                self.rtype(f"process.repair.performed_by.{t}", t, in_scope=False)
 
     def meta(self) -> None:
         self.basis("meta", self.pack.meta.legal_basis)

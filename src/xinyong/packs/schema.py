@@ -362,6 +362,55 @@ class Access(_Strict):
     legal_basis: str = ""
 
 
+Ground = Literal["should_not_be_listed", "inaccurate", "should_have_been_deleted", "not_mine", "other"]
+
+
+class Period(_Strict):
+    """A due-process period: ``days`` counted in calendar days or working days
+    (Civil Procedure Law Art. 85: the first day is not counted; a period whose last
+    day is a holiday ends on the next working day; ``xinyong.calendar.due_date``)."""
+
+    days: int = Field(gt=0)
+    unit: Literal["days", "working_days"]
+    legal_basis: str = ""
+    illustrative: bool = False
+
+
+class Repair(_Strict):
+    """Credit repair (NDRC Order No. 36): the minimum publication period per value of
+    ``attribute`` before a subject may apply, and the record types that show the
+    obligation performed (matched on ``key``)."""
+
+    attribute: str
+    minimum_months: dict[str, int]
+    performed_by: list[str]
+    key: str
+    decision: Period
+    legal_basis: str = ""
+
+
+class Process(_Strict):
+    """The system's due process, as data: the objection grounds it accepts, the
+    review period, the correction period once upheld, the reconsideration window and
+    its decision period, whether a listing stays in force meanwhile, and credit repair."""
+
+    grounds: list[Ground] = Field(min_length=1)
+    review: Period
+    correction: Period
+    reconsideration_window: Period | None = None
+    reconsideration_decision: Period | None = None
+    listing_in_force: bool = True
+    repair: Repair | None = None
+    legal_basis: str
+    illustrative: bool = False
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Process:
+        if (self.reconsideration_window is None) != (self.reconsideration_decision is None):
+            raise ValueError("reconsideration needs both its window and its decision period")
+        return self
+
+
 class Pack(_Strict):
     meta: Meta
     scope: Scope
@@ -372,6 +421,7 @@ class Pack(_Strict):
     retention: list[RetentionRule] = Field(default_factory=list)
     report: list[ReportSection] = Field(default_factory=list)
     access: Access | None = None
+    process: Process | None = None
 
     @property
     def system(self) -> str:
