@@ -37,14 +37,24 @@ OTHER = make_person_id(seq=456)
 # the public lists. Packs and the public lists are public documents.
 PUBLIC_DOCS = {"packs.read", "public.search"}
 ALLOWED: dict[str, set[str]] = {
-    "source": {"import", "objections"},
+    "source": {"import", "objections", "objections.file"},
     "service": {"check", "inquire"},
-    "subject": {"score", "explain", "report", "objections", "repair", "audit.read"},
+    "subject": {
+        "score", "explain", "report", "objections", "repair", "audit.read",
+        # issue 9: on its own records
+        "objections.file", "objections.read", "statements.add", "repair.apply", "repair.read",
+    },
     "operator": {
         "import", "check", "score", "explain", "report", "packs.install", "evaluate",
         "statistics", "audit.verify", "sources.manage", "principals.manage", "purge",
+        # issue 9: operators may do every due-process step
+        "objections.file", "objections.decide", "objections.read", "statements.add",
+        "repair.apply", "repair.decide", "repair.read", "notices.send",
     },
-    "adjudicator": {"explain", "report", "objections", "repair"},
+    "adjudicator": {
+        "explain", "report", "objections", "repair",
+        "objections.decide", "objections.read", "repair.decide", "repair.read",
+    },
     "auditor": {"explain", "report", "statistics", "audit.read", "audit.verify"},
     "regulator": {"packs.install", "statistics", "audit.verify", "licences.manage"},
     "public": set(),

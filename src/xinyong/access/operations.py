@@ -40,7 +40,7 @@ from xinyong.access.gate import (
 from xinyong.access.permissions import Refused
 from xinyong.access.principals import Principal
 from xinyong.ledger.store import Store
-from xinyong.process import inquiries, licensing
+from xinyong.process import disputes, inquiries, licensing
 from xinyong.process import purge as retention_purge
 from xinyong.timeutil import now_utc, to_local_iso
 
@@ -108,6 +108,7 @@ def check(
         retention_purge.guard(store, subject, when, known_at)
         _licence_gate_for_service(store, service, when, known_at)
         answer = ask(store, subject, service, at=when, known_at=known_at)
+        answer = disputes.mark_check(store, answer, when, known_at)
     audit_event(
         reg,
         who,
@@ -195,6 +196,7 @@ def explain(
         if system is not None:
             licensing.require(store, system, at=when, known_at=known_at)
         explanation = build(store, subject, system=system, at=when, known_at=known_at)
+        disputes.mark_explanation(store, explanation, when, known_at)
         withheld = _withhold_unlicensed(store, explanation, when, known_at)
     audit_event(
         reg,
@@ -238,6 +240,7 @@ def subject_report(
         # After the inquiry record, so that the report lists this read too.
         when = at or now_utc()
         explanation = build(store, subject, at=when)
+        disputes.mark_explanation(store, explanation, when, None)
         withheld = _withhold_unlicensed(store, explanation, when, None)
         report = build_report(
             store,

@@ -24,6 +24,13 @@ class Reason(BaseModel):
     via: dict[str, str] | None = Field(
         default=None, description="the legal-role relation the consequence reached along"
     )
+    disputed: bool | None = Field(
+        default=None, description="a pending objection contests a record it rests on"
+    )
+    objection_id: str | None = None
+    human_review: bool | None = Field(
+        default=None, description="the automated decision is under a person's review"
+    )
 
     def public(self) -> dict[str, Any]:
         """The JSON shape of the CLI contract: `list` or `grade`, not both."""
@@ -32,8 +39,9 @@ class Reason(BaseModel):
             del out["list"]
         if out["grade"] is None:
             del out["grade"]
-        if out["via"] is None:
-            del out["via"]
+        for key in ("via", "disputed", "objection_id", "human_review"):
+            if out[key] is None:
+                del out[key]
         return out
 
 

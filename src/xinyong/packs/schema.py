@@ -362,7 +362,9 @@ class Access(_Strict):
     legal_basis: str = ""
 
 
-Ground = Literal["should_not_be_listed", "inaccurate", "should_have_been_deleted", "not_mine", "other"]
+Ground = Literal[
+    "should_not_be_listed", "inaccurate", "should_have_been_deleted", "not_mine", "other"
+]
 
 
 class Period(_Strict):
