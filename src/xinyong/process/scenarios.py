@@ -32,6 +32,25 @@ Format::
          expect: {decision: deny}}
       - {cite: ..., purge: {now: 2026-01-01}, expect: {purged: [ids]}}
       - {cite: ..., bind: {system: commercial, operator: ...}}
+
+Due process (issue 9; ``xinyong.access.due_process``). A step may name its
+result (``name: O1``) so later steps refer to the objection or repair by name;
+``error:`` expects a ``DueProcessError`` whose message contains the text (and then
+nothing written: combine with ``records:``)::
+
+      - {cite: Art. 11, name: O1, object: {subject: *S, record: c1,
+           ground: should_not_be_listed, statement: ..., at: 2025-09-26},
+         expect: {status: open, review_due: 2025-10-11}}
+      - {cite: ..., decide: {objection: O1, uphold: true, reason: ..., at: ...},
+         expect: {status: upheld, correction_due: 2025-10-14}}
+      - {cite: ..., reconsider: {objection: O1, statement: ..., at: ...}}
+      - {cite: ..., objections: {subject: *S, overdue: true, at: ...}, expect: {count: 1}}
+      - {cite: ..., statement: {subject: *S, record: c1, text: ...}}
+      - {cite: ..., name: R1, repair: {subject: *S, record: p1, commitment: ..., at: ...},
+         expect: {eligible_from: 2026-07-15}}
+      - {cite: ..., repair_decide: {repair: R1, grant: true, reason: ..., at: ...}}
+      - {cite: ..., notices: {}, expect: {notices: [{kind: listing, record_id: c1}]}}
+      - check expectations also take ``disputed: true`` (some reason is marked)
 """
 
 from __future__ import annotations
@@ -48,6 +67,7 @@ from xinyong.access.permissions import Refused
 from xinyong.access.principals import Principal, local_operator
 from xinyong.ledger.store import Store
 from xinyong.problems import load_document
+from xinyong.process.objections import DueProcessError
 from xinyong.timeutil import parse_instant
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -70,6 +90,16 @@ class Step(BaseModel):
     check: dict[str, Any] | None = None
     purge: dict[str, Any] | None = None
     bind: dict[str, Any] | None = None
+    name: str | None = None
+    object_: dict[str, Any] | None = Field(default=None, alias="object")
+    decide: dict[str, Any] | None = None
+    reconsider: dict[str, Any] | None = None
+    objections: dict[str, Any] | None = None
+    statement: dict[str, Any] | None = None
+    repair: dict[str, Any] | None = None
+    repair_decide: dict[str, Any] | None = None
+    notices: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
     expect: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -130,7 +160,85 @@ def _setup(reg: ops.Registry, sc: Scenario) -> dict[str, Principal]:
     return principals
 
 
-def _run_step(reg: ops.Registry, who: Principal, step: Step) -> Any:
+def _due_process_step(reg: ops.Registry, who: Principal, step: Step, names: dict[str, str]) -> Any:
+    from xinyong.access import due_process as dp
+
+    def ref(value: str) -> str:
+        return names.get(value, value)
+
+    if step.object_ is not None:
+        o = step.object_
+        return dp.file_objection(
+            reg,
+            who,
+            o["subject"],
+            o["record"],
+            o["ground"],
+            o.get("statement", "statement"),
+            at=_instant(o.get("at")),
+        )
+    if step.decide is not None:
+        d = step.decide
+        return dp.decide_objection(
+            reg,
+            who,
+            ref(d["objection"]),
+            uphold=bool(d["uphold"]),
+            reason=d.get("reason", "reason"),
+            at=_instant(d.get("at")),
+            corrected_record=d.get("corrected_record"),
+        )
+    if step.reconsider is not None:
+        r = step.reconsider
+        return dp.reconsider_objection(
+            reg, who, ref(r["objection"]), r.get("statement", "statement"), at=_instant(r.get("at"))
+        )
+    if step.objections is not None:
+        q = step.objections
+        return dp.list_objections(
+            reg,
+            who,
+            subject=q.get("subject"),
+            overdue=bool(q.get("overdue")),
+            at=_instant(q.get("at")),
+        )
+    if step.statement is not None:
+        t = step.statement
+        return dp.add_statement(
+            reg, who, t["subject"], t["record"], t["text"], at=_instant(t.get("at"))
+        )
+    if step.repair is not None:
+        r = step.repair
+        return dp.apply_repair(
+            reg, who, r["subject"], r["record"], r.get("commitment", ""), at=_instant(r.get("at"))
+        )
+    if step.repair_decide is not None:
+        r = step.repair_decide
+        return dp.decide_repair(
+            reg,
+            who,
+            ref(r["repair"]),
+            grant=bool(r["grant"]),
+            reason=r.get("reason", "reason"),
+            at=_instant(r.get("at")),
+        )
+    if step.search is not None:
+        return ops.public_search(reg, who, step.search["text"], at=_instant(step.search.get("at")))
+    if step.notices is not None:
+        from xinyong.process import notices
+
+        with reg.store() as store:
+            notices.collect(store)
+            return {"notices": notices.pending(store, subject=step.notices.get("subject"))}
+    return None
+
+
+def _run_step(
+    reg: ops.Registry, who: Principal, step: Step, names: dict[str, str] | None = None
+) -> Any:
+    due = _due_process_step(reg, who, step, names if names is not None else {})
+    if due is not None:
+        return due
     if step.records is not None:
         from xinyong.ledger.intake import submit
 
@@ -178,9 +286,20 @@ def _run_step(reg: ops.Registry, who: Principal, step: Step) -> Any:
 
 
 def _compare(
-    reg: ops.Registry, result: Any, refusal: Refused | None, expect: dict[str, Any]
+    reg: ops.Registry,
+    result: Any,
+    refusal: Refused | None,
+    expect: dict[str, Any],
+    error: str | None = None,
 ) -> list[str]:
     problems = []
+    if "error" in expect:
+        if error is None:
+            problems.append(f"expected an error containing {expect['error']!r}, got none")
+        elif str(expect["error"]) not in error:
+            problems.append(f"error {error!r} does not contain {expect['error']!r}")
+    elif error is not None:
+        problems.append(f"unexpected error: {error}")
     if "refused" in expect:
         if refusal is None:
             problems.append(f"expected refusal {expect['refused']!r}, got an answer")
@@ -190,7 +309,7 @@ def _compare(
         problems.append(f"unexpected refusal: {refusal}")
     for key, want in expect.items():
         got: Any
-        if key == "refused":
+        if key in ("refused", "error"):
             continue
         if key == "records":
             with reg.store() as store:
@@ -220,6 +339,20 @@ def _compare(
         elif key == "purged":
             got = sorted(t.record_id for t in result)
             want = sorted(want)
+        elif key == "disputed":
+            got = any(r.disputed for r in result.reasons)
+        elif key == "count":
+            got = len(result)
+        elif key == "notices":
+            got = [{k: n[k] for k in w} for n, w in zip(result["notices"], want, strict=False)]
+            if len(result["notices"]) != len(want):
+                got = [n["kind"] + ":" + str(n["record_id"]) for n in result["notices"]]
+        elif isinstance(result, dict) and key in result:
+            got = result[key]
+            want = _plain(want)
+        elif isinstance(result, list) and key in ("status", "overdue", "review_due"):
+            got = [r[key] for r in result]
+            want = _plain(want)
         else:
             problems.append(f"unknown expectation {key!r}")
             continue
@@ -237,13 +370,18 @@ def run_scenario(path: Path) -> list[str]:
         Store(reg.db).close()  # a fresh registry file
         with reg.holding():
             principals = _setup(reg, sc)
+            names: dict[str, str] = {}
             for n, step in enumerate(sc.steps, start=1):
                 who = principals[step.as_ or "operator"]
-                result, refusal = None, None
+                result, refusal, error = None, None, None
                 try:
-                    result = _run_step(reg, who, step)
+                    result = _run_step(reg, who, step, names)
                 except Refused as exc:
                     refusal = exc
-                for problem in _compare(reg, result, refusal, step.expect):
+                except DueProcessError as exc:
+                    error = str(exc)
+                if step.name and isinstance(result, dict):
+                    names[step.name] = result.get("objection_id") or result.get("repair_id") or ""
+                for problem in _compare(reg, result, refusal, step.expect, error):
                     failures.append(f"{path.name}: step {n} ({step.cite}): {problem}")
     return failures
