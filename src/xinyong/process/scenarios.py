@@ -50,7 +50,7 @@ nothing written: combine with ``records:``)::
          expect: {eligible_from: 2026-07-15}}
       - {cite: ..., repair_decide: {repair: R1, grant: true, reason: ..., at: ...}}
       - {cite: ..., notices: {}, expect: {notices: [{kind: listing, record_id: c1}]}}
-      - check expectations also take ``disputed: true`` (some reason is marked)
+      - check expectations also take ``disputed`` and ``human_review`` (some reason marked)
 """
 
 from __future__ import annotations
@@ -339,8 +339,8 @@ def _compare(
         elif key == "purged":
             got = sorted(t.record_id for t in result)
             want = sorted(want)
-        elif key == "disputed":
-            got = any(r.disputed for r in result.reasons)
+        elif key in ("disputed", "human_review"):
+            got = any(getattr(r, key) for r in result.reasons)
         elif key == "count":
             got = len(result)
         elif key == "notices":
