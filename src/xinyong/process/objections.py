@@ -34,8 +34,10 @@ record as it was):
 
 Choices: reconsideration is the subject's remedy against a rejection (an upheld
 objection is not reconsidered here); a reconsideration upheld corrects as above.
-The system an objection belongs to is the installed pack that lists the record's
-type (else the first, by name, whose scope sees it) and accepts the ground.
+The system an objection belongs to is an installed pack that accepts the ground and
+sees the record: one that lists the record's type, and among those the one whose
+first source kind is the record's (the court's own list for a court's decision),
+else the first by name.
 """
 
 from __future__ import annotations
@@ -186,7 +188,12 @@ def system_for(packs: list[Pack], record: Target, ground: str) -> Pack:
             f"grounds: {', '.join(offered)}"
         )
     listing = [p for p in accepting if any(s.entry_type == record.type for s in p.lists)]
-    return (listing or accepting)[0]
+    candidates = listing or accepting
+    # Several systems may list one record (the court's listing also appears in the
+    # credit report): the objection goes to the system whose first source kind is
+    # the record's (the court's own list for a court's decision).
+    own = [p for p in candidates if p.scope.source_kinds[:1] == [record.source_kind]]
+    return (own or candidates)[0]
 
 
 def packs_by_system(store: Store, at: datetime | None) -> dict[str, Pack]:
