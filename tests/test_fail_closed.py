@@ -124,7 +124,7 @@ def test_init_takes_a_missing_or_empty_file_and_a_registry_again(tmp_path: Path)
     empty.touch()
     assert cli("init", "--db", str(empty))[0] == 0
     code, out, _ = cli("init", "--db", str(empty), "--json")
-    assert code == 0 and len(json.loads(out)["packs"]) == 4
+    assert code == 0 and len(json.loads(out)["packs"]) == 5  # with admin_penalty (issue 9)
 
 
 def test_a_registry_without_packs_answers_nothing(tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_older_registries_need_an_explicit_migration(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["steps"][0]["from"] == 1
     assert json.loads(out)["schema_version"] == SCHEMA_VERSION
     code, out, _ = cli("packs", "list", "--db", str(db), "--json")
-    assert code == 0 and len(json.loads(out)) == 4
+    assert code == 0 and len(json.loads(out)) == 5
     code, out, _ = cli("migrate", "--db", str(db))
     assert code == 0 and "already at schema version" in out
     with Store(db) as store:  # a registry from a newer xinyong

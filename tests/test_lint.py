@@ -45,6 +45,13 @@ BASE: dict[str, Any] = {
             "legal_basis": "Test Act, Art. 5",
         }
     ],
+    # issue 9: a pack that lists or grades must say how a subject objects
+    "process": {
+        "grounds": ["should_not_be_listed"],
+        "review": {"days": 15, "unit": "days"},
+        "correction": {"days": 3, "unit": "working_days"},
+        "legal_basis": "Test Act, Art. 6",
+    },
 }
 
 
