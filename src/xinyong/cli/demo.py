@@ -160,8 +160,11 @@ def _run(
                 rejected += result.rejected
                 bar.advance(task, year.records)
         bar.update(task, description="importing yearly batches")
-        task = bar.add_task("evaluating packs", total=2)
         at = parse_instant(end)
+        from xinyong.process.objections import demo_objections
+
+        demo_objections(store, at)  # a few disputes, some overdue, for the statistics
+        task = bar.add_task("evaluating packs", total=2)
         with _timed(timings, "evaluate"):
             evaluation = evaluate(store, packs, as_of=at, known_at=at)
             bar.advance(task)
@@ -245,6 +248,12 @@ def _print(summary: dict[str, Any]) -> None:
         f"minors listed: {summary['minors_listed']}; rejected records: "
         f"{summary['rejected']}"
     )
+    o = summary.get("objections") or {}
+    if o:
+        console.print(
+            f"Objections: {o['filed']} filed, {o['open']} open, {o['overdue']} overdue, "
+            f"{o['upheld']} upheld, {o['rejected']} rejected"
+        )
     t = summary["timings"]
     console.print(
         "Timings: "

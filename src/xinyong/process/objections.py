@@ -358,3 +358,61 @@ def open_marks(
             if obj.pending:
                 marks.setdefault(obj.record_id, obj)
     return marks
+
+
+def statistics(store: Store, at: datetime) -> dict[str, int]:
+    """Counts of objections at ``at`` (no personal data): filed, open (incl. at the
+    next level), overdue, upheld, rejected."""
+    try:
+        found = objections(store, at=at)
+    except DueProcessError:  # a deadline in a year the calendar does not cover
+        return {"filed": -1, "open": -1, "overdue": -1, "upheld": -1, "rejected": -1}
+    return {
+        "filed": len(found),
+        "open": sum(1 for o in found if o.pending),
+        "overdue": sum(1 for o in found if o.overdue(at)),
+        "upheld": sum(1 for o in found if o.status == "upheld"),
+        "rejected": sum(1 for o in found if o.status == "rejected"),
+    }
+
+
+def demo_objections(store: Store, at: datetime, *, count: int = 30) -> int:
+    """Objections for the synthetic city (``xinyong demo``): against listings of the
+    last 120 days, filed 3 days after the decision; a third rejected after 7 days, a
+    third upheld (void from the start), a third still open (overdue once 15 days
+    passed). Chosen by record id, so the same city gives the same objections."""
+    from datetime import timedelta
+
+    rows = store.sql.execute(
+        "SELECT record_id, subject_id, occurred_at FROM records WHERE type = ? "
+        "AND occurred_at BETWEEN ? AND ? ORDER BY md5(record_id) LIMIT ?",
+        ["court.listing_decision", at - timedelta(days=120), at - timedelta(days=12), count],
+    ).fetchall()
+    records: list[dict[str, Any]] = []
+    for i, (rid, subject, occurred) in enumerate(rows):
+        oid, filed = f"demo-objection-{i}", occurred + timedelta(days=3)
+        ground = "should_not_be_listed"
+        records.append(
+            envelope(oid, subject, FILED, filed, PORTAL_SOURCE,
+                     {"target_record_id": rid, "ground": ground, "statement": "not mine"})
+        )  # fmt: skip
+        if i % 3 == 2:
+            continue
+        outcome = "rejected" if i % 3 == 0 else "upheld"
+        decided = filed + timedelta(days=7)
+        records.append(
+            envelope(f"demo-decision-{i}", subject, DECIDED, decided, ADJUDICATOR_SOURCE,
+                     {"objection_id": oid, "outcome": outcome, "reason": "demo"})
+        )  # fmt: skip
+        if outcome == "upheld":
+            records.append(
+                envelope(f"demo-correction-{i}", subject, REVOKED, occurred, ADJUDICATOR_SOURCE,
+                         {"target_record_id": rid, "reason": f"objection {oid} upheld"})
+            )  # fmt: skip
+    if not records:
+        return 0
+    ensure_sources(store)
+    result = submit(store, records, strict=True, recorded_at=at)
+    if result.rejected:
+        raise DueProcessError(f"demo objections refused: {result.rejects[0].reason}")
+    return len(rows)

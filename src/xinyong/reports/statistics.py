@@ -32,6 +32,7 @@ class Summary:
     endings: list[dict[str, Any]]  # {system, list_id, ending, entries}
     active_entries: dict[str, int]
     minors_listed: int
+    objections: dict[str, int] = field(default_factory=dict)  # filed, open, overdue, ...
     lint: list[dict[str, str]] = field(default_factory=list)  # {system, level, rule_id, message}
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -158,7 +159,10 @@ def summarize(store: Store, start: date, end: date) -> Summary:
         WHERE e.start_at < p.birth_date + INTERVAL 18 YEAR
         """,
     )[0][0]
+    from xinyong.process.objections import statistics as objection_statistics
+
     return Summary(
+        objections=objection_statistics(store, as_of),
         as_of=to_local_iso(as_of),
         known_at=to_local_iso(run[1]) if run else None,
         records=sum(by_type.values()),
