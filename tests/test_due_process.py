@@ -180,6 +180,17 @@ def test_a_decided_objection_and_a_late_reconsideration_are_refused(registry: Pa
     assert again["status"] == "reconsideration"
 
 
+def test_the_subject_report_marks_the_disputed_entry(registry: Path) -> None:
+    """Under reconsideration (the previous test), T's listing is still contested."""
+    from xinyong.access import operations as ops
+    from xinyong.access.principals import local_operator
+
+    report = ops.subject_report(ops.Registry(registry), local_operator(), T)
+    judicial = next(s for s in report.systems if s["system"] == "judicial")
+    assert judicial["list_entries"][0]["disputed"] is True
+    assert [d["type"] for d in report.disputes][-1] == "objection.reconsideration_requested"
+
+
 class _Inbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
