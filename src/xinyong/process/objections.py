@@ -348,18 +348,6 @@ def correction(obj: Objection, record: Target) -> datetime:
     return obj.filed_at
 
 
-def open_marks(
-    store: Store, subjects: list[str], at: datetime, known_at: datetime | None
-) -> dict[str, Objection]:
-    """record_id -> the pending objection against it (at ``at``, as known at ``known_at``)."""
-    marks: dict[str, Objection] = {}
-    for subject in dict.fromkeys(subjects):
-        for obj in objections(store, subject=subject, at=at, known_at=known_at):
-            if obj.pending:
-                marks.setdefault(obj.record_id, obj)
-    return marks
-
-
 def statistics(store: Store, at: datetime) -> dict[str, int]:
     """Counts of objections at ``at`` (no personal data): filed, open (incl. at the
     next level), overdue, upheld, rejected."""
