@@ -32,8 +32,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # 
 def test_summary_has_every_figure(demo_run: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
     _, summary = demo_run
     assert summary["rejected"] == 0
-    # one per year, 2024 to 2026, and the demo's objections (issue 9) when it filed any
-    assert summary["batches"] == 3 + (summary["objections"]["filed"] > 0)
+    # one per year, 2024 to 2026, the demo's objections (issue 9) when it filed any
+    # (and its administrative penalties after 2026-04-01)
+    assert summary["batches"] == 3 + 1 + (summary["objections"]["filed"] > 0)
+    assert summary["records_by_type"]["admin.penalty_decision"] > 0
     assert set(summary["objections"]) == {"filed", "open", "overdue", "upheld", "rejected"}
     assert summary["subjects"]["person"] > 500
     assert summary["list_sizes"] and summary["grades"]

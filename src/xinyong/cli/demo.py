@@ -162,7 +162,9 @@ def _run(
         bar.update(task, description="importing yearly batches")
         at = parse_instant(end)
         from xinyong.process.objections import demo_objections
+        from xinyong.sim.penalties import add_penalties
 
+        add_penalties(store, at, seed)  # for the admin_penalty pack and credit repair
         demo_objections(store, at)  # a few disputes, some overdue, for the statistics
         task = bar.add_task("evaluating packs", total=2)
         with _timed(timings, "evaluate"):
