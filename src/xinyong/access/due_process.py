@@ -163,11 +163,11 @@ def _decide(
     at: datetime | None,
     corrected_record: str | None,
 ) -> dict[str, Any]:
+    allow(reg, who, "objections.decide")  # the role first: no lookup for others
     obj.text_arg("--reason", reason)
     when = _when(at)
     with reg.store(needs_packs=True) as store:
         o = obj.find(store, objection_id)
-        allow(reg, who, "objections.decide", subject=o.subject_id)
         if not o.pending:
             raise DueProcessError(
                 f"OBJECTION_ID: objection {objection_id} was already decided ({o.status}"
@@ -475,6 +475,7 @@ def decide_repair(
     reason: str,
     at: datetime | None = None,
 ) -> dict[str, Any]:
+    allow(reg, who, "repair.decide")  # the role first: no lookup for others
     obj.text_arg("--reason", reason)
     when = _when(at)
     with reg.store(needs_packs=True) as store:
@@ -483,7 +484,6 @@ def decide_repair(
         if repair_id not in found:
             raise DueProcessError(f"REPAIR_ID: no repair application {repair_id!r} in the registry")
         r = found[repair_id]
-        allow(reg, who, "repair.decide", subject=r.subject_id)
         if r.status != "applied":
             raise DueProcessError(f"REPAIR_ID: repair {repair_id} was already decided ({r.status})")
         if when < r.applied_at:
