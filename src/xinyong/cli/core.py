@@ -326,6 +326,9 @@ def check(
         console.print(f"    legal basis: {r.legal_basis}", highlight=False)
         if r.remedy:
             console.print(f"    remedy: {r.remedy}", highlight=False)
+        if r.disputed:
+            review = ", under human review" if r.human_review else ""
+            console.print(f"    disputed: objection {r.objection_id}{review}", highlight=False)
 
 
 @app.command()

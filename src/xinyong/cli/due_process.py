@@ -29,7 +29,7 @@ AtOption = Annotated[
 ]
 
 
-def _show(payload: Any, json: bool) -> None:
+def _show(payload: Any, json: bool, columns: tuple[str, ...] = ()) -> None:
     if json:
         emit_json(payload)
         return
@@ -37,9 +37,10 @@ def _show(payload: Any, json: bool) -> None:
         if not payload:
             console.print("none")
             return
-        table = Table(*payload[0].keys())
+        keys = [k for k in payload[0] if not columns or k in columns]
+        table = Table(*keys)
         for row in payload:
-            table.add_row(*("" if v is None else str(v) for v in row.values()))
+            table.add_row(*("" if row[k] is None else str(row[k]) for k in keys))
         console.print(table)
         return
     for k, v in payload.items():
@@ -140,7 +141,8 @@ def objections_list(
     at_t = instant(at, "--at")
     reg, who = acting(db, as_, key)
     with refusals():
-        _show(dp.list_objections(reg, who, subject=subject, overdue=overdue, at=at_t), json)
+        found = dp.list_objections(reg, who, subject=subject, overdue=overdue, at=at_t)
+    _show(found, json, ("objection_id", "record_id", "system", "status", "due", "overdue"))
 
 
 @statements_app.command("add")
@@ -224,7 +226,8 @@ def repair_list(
     at_t = instant(at, "--at")
     reg, who = acting(db, as_, key)
     with refusals():
-        _show(dp.list_repairs(reg, who, subject=subject, at=at_t), json)
+        found = dp.list_repairs(reg, who, subject=subject, at=at_t)
+    _show(found, json, ("repair_id", "record_id", "status", "eligible_from", "decision_due"))
 
 
 @notices_app.command("send")

@@ -148,6 +148,10 @@ def print_explanation(
             )
             if e["active"] and e.get("remedy"):
                 entry.add(escape(f"remedy: {e['remedy']}"))
+            if e.get("disputed"):
+                entry.add(escape(f"disputed: objection {e['objection_id']}"))
+            for st in e.get("statements") or []:
+                entry.add(escape(f"statement ({st['added_at']}): {st['text']}"))
         for c in sys.consequences:
             via = f" via {c['via_relation']} of {c['via_subject']}" if c.get("via_relation") else ""
             node.add(
