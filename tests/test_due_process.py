@@ -256,3 +256,47 @@ def test_the_linter_refuses_lists_or_grades_without_an_objection_process() -> No
     assert "no objection process" in errors[0].message
     for shipped in shipped_pack_paths():
         assert not [f for f in lint(load_pack(shipped)) if f.level == "error"], shipped.stem
+
+
+def test_a_pack_that_suspends_a_contested_listing(tmp_path: Path) -> None:
+    """process.listing_in_force: false (no shipped pack says so; the SPC keeps the
+    listing in force): while the objection is pending the list's restriction is
+    suspended, and it applies again once the objection is rejected."""
+    from xinyong.access import due_process as dp
+    from xinyong.access import operations as ops
+    from xinyong.access.principals import local_operator
+    from xinyong.ledger.intake import register_source, submit
+    from xinyong.ledger.store import Store
+    from xinyong.packs import install_pack
+
+    judicial = next(p for p in shipped_pack_paths() if p.stem == "judicial")
+    text = judicial.read_text("utf-8").replace(
+        "  listing_in_force: true   #", "  listing_in_force: false   #"
+    )
+    assert "listing_in_force: false" in text
+    pack_path = tmp_path / "judicial.yaml"
+    pack_path.write_text(text, "utf-8")
+    db = tmp_path / "r.duckdb"
+    with Store(db) as store:
+        install_pack(store, pack_path)
+        register_source(store, COURT, "court")
+        result = submit(
+            store,
+            [
+                {
+                    "record_id": "c1",
+                    "subject_id": S,
+                    "type": "court.listing_decision",
+                    "occurred_at": "2025-06-01",
+                    "source": COURT,
+                    "attributes": {"case_no": "(2025)鲁1082执1号", "ground": "evades_enforcement"},
+                }
+            ],
+            strict=True,
+        )
+        assert result.accepted == 1
+    reg, op = ops.Registry(db), local_operator()
+    filed = dp.file_objection(reg, op, S, "c1", "inaccurate", "wrong", at=None)
+    assert ops.check(reg, op, S, "flight").decision == "allow"  # suspended while pending
+    dp.decide_objection(reg, op, filed["objection_id"], uphold=False, reason="right")
+    assert ops.check(reg, op, S, "flight").decision == "deny"

@@ -54,6 +54,13 @@ consequences  while a list entry is active, or while the subject's grade is
            ``service``. A relation with ``transferred_by`` keeps a list entry's
            restriction on the person who held the role when it started, until a
            transfer record of the same case moves it (engine/transfers.py).
+process    due process as data (issue 9): the objection grounds the system accepts,
+           the review and correction periods, the reconsideration window and its
+           decision period (each in ``days`` or ``working_days``, counted from the
+           local date of the step as Art. 85 counts, ``calendar.due_date``), whether
+           a contested listing stays in force (``listing_in_force``; false suspends
+           the list's consequences while an objection against its entry is
+           pending), and credit repair. A pack with lists or grades must have one.
 retention  records of ``types`` stop counting and showing ``years`` after
            they occurred, or after the conduct ended (a record of
            ``ended_by`` with the same ``key`` attribute).

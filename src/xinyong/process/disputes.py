@@ -5,8 +5,9 @@ item is marked; GDPR Art. 22: an automated decision under a person's review says
 
 A list reason rests on the subject's records of the list's entry type; a grade
 reason on the subject's records the system sees. The marks do not change a
-decision: the shipped packs keep a listing in force while it is contested
-(``process.listing_in_force``).
+decision where the pack keeps a listing in force while it is contested (every
+shipped pack: ``process.listing_in_force``); where it does not, the contested list
+reasons are suspended until the objection is decided.
 """
 
 from __future__ import annotations
@@ -68,7 +69,31 @@ def mark_check(store: Store, answer: Any, at: datetime, known_at: datetime | Non
                 if o.ground == "other" and reason.grade is not None:
                     reason.human_review = True
                 break
-    return answer
+    return _suspend(answer, packs)
+
+
+def _suspend(answer: Any, packs: dict[str, Any]) -> Any:
+    """A pack whose process does not keep a contested listing in force: its list
+    reasons resting on a pending objection are suspended, and the decision is the
+    strongest effect among the reasons left."""
+    from xinyong.checks.index import DECISION_ORDER
+
+    def suspended(reason: Any) -> bool:
+        pack = packs.get(reason.system)
+        process = pack.process if pack is not None else None
+        return bool(
+            reason.disputed
+            and reason.list is not None
+            and process is not None
+            and not process.listing_in_force
+        )
+
+    kept = [r for r in answer.reasons if not suspended(r)]
+    if len(kept) == len(answer.reasons):
+        return answer
+    effects = [r.effect for r in kept]
+    decision = next((e for e in DECISION_ORDER if e in effects), "allow")
+    return answer.model_copy(update={"reasons": kept, "decision": decision})
 
 
 def mark_explanation(
