@@ -9,9 +9,10 @@ objection process. The legal paths themselves are the scenario files in
 from __future__ import annotations
 
 import json
+import smtplib
 import socket
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +301,51 @@ def test_a_pack_that_suspends_a_contested_listing(tmp_path: Path) -> None:
     assert ops.check(reg, op, S, "flight").decision == "allow"  # suspended while pending
     dp.decide_objection(reg, op, filed["objection_id"], uphold=False, reason="right")
     assert ops.check(reg, op, S, "flight").decision == "deny"
+
+
+class _Flaky(_Inbox):
+    """Refuses the second message once (a server failing mid-run)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.calls += 1
+        if self.calls == 2:
+            return "451 try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_failed_delivery_is_retried_and_nothing_is_sent_twice(tmp_path: Path) -> None:
+    from xinyong.access import due_process as dp
+    from xinyong.access import operations as ops
+    from xinyong.access.principals import local_operator
+    from xinyong.process import notices
+
+    inbox = _Flaky()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        db = tmp_path / "r.duckdb"
+        assert cli(db, "init")[0] == 0
+        reg, op = ops.Registry(db), local_operator()
+        with reg.store() as store:
+            for n in range(3):
+                notices.queue(
+                    store, f"test:{n}", S, "test", None, datetime(2025, 1, 1), f"n{n}", "body"
+                )
+        with pytest.raises(smtplib.SMTPDataError):
+            dp.send_notices(reg, op, f"127.0.0.1:{port}")
+        assert len(inbox.messages) == 1  # the first was accepted and marked sent
+        again = dp.send_notices(reg, op, f"127.0.0.1:{port}")
+        assert (again["sent"], again["pending"]) == (2, 0)
+        ids = [
+            m.original_content.split(b"Message-ID: ")[1].split(b"\r\n")[0] for m in inbox.messages
+        ]
+        assert sorted(ids) == [b"<test.0@xinyong>", b"<test.1@xinyong>", b"<test.2@xinyong>"]
+    finally:
+        controller.stop()
