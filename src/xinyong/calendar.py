@@ -24,7 +24,10 @@ fallback is bounded and one-sided in time: it misses the lunar holidays
 of the one year not yet published. ``is_covered`` tells a caller whether a day
 is inside the published data, so that a report can mark a deadline computed
 with the fallback; updating ``chinese-calendar`` removes the fallback for that
-year. Every function takes and returns Asia/Shanghai local dates.
+year. Deadlines owed to a subject in due process are the exception:
+``due_date`` refuses (``UncoveredYear``) a period that reaches a year outside the
+published data, rather than tell a subject a guessed deadline. Every function
+takes and returns Asia/Shanghai local dates.
 """
 
 from __future__ import annotations
