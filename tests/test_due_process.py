@@ -143,6 +143,8 @@ def test_objection_contracts_end_to_end(registry: Path) -> None:
           "--statement", "x"), "is not a ground"),
         (("objections", "file", T, "--record", "c2", "--ground", "inaccurate",
           "--statement", " "), "--statement"),
+        (("objections", "file", T, "--record", "c2", "--ground", "inaccurate",
+          "--statement", "x", "--at", "2025-05-01"), "before record c2 occurred"),
         (("objections", "decide", "objection-none", "--reject", "--reason", "x"),
          "no objection"),
         (("statements", "add", T, "--record", "c1", "--text", "x"), "is not about"),

@@ -105,6 +105,7 @@ def file_objection(
     obj.text_arg("--statement", statement)
     with reg.store(needs_packs=True) as store:
         record = obj.target(store, subject, record_id)
+        obj.not_before(record, when)
         if record.type.startswith(("objection.", "repair.", "subject.statement")):
             raise DueProcessError(
                 f"--record: {record_id!r} is a due-process record, not a fact to contest"
@@ -369,7 +370,7 @@ def add_statement(
     obj.text_arg("--text", text)
     when = _when(at)
     with reg.store(needs_packs=True) as store:
-        obj.target(store, subject, record_id)
+        obj.not_before(obj.target(store, subject, record_id), when)
         statement_id = obj.new_id("statement")
         obj.write(
             store,

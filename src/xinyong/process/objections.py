@@ -165,6 +165,15 @@ def target(store: Store, subject_id: str, record_id: str) -> Target:
     return found
 
 
+def not_before(record: Target, at: datetime) -> None:
+    """A step about a record cannot precede the record itself (valid time)."""
+    if at < record.occurred_at:
+        raise DueProcessError(
+            f"--at: {to_local_iso(at)} is before record {record.record_id} occurred"
+            f" ({to_local_iso(record.occurred_at)})"
+        )
+
+
 def system_for(packs: list[Pack], record: Target, ground: str) -> Pack:
     """The pack whose objection process covers this record and ground."""
     seeing = [
