@@ -194,6 +194,7 @@ def test_packs_list_show_and_lint(registry: Path, tmp_path: Path) -> None:
         "rongcheng",
         "financial",
         "commercial",
+        "admin_penalty",  # issue 9: publication of administrative penalties, credit repair
     }
     code, out = run(registry, "packs", "show", "judicial", "--json")
     assert code == 0 and json.loads(out)["meta"]["system"] == "judicial"
