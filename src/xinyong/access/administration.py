@@ -84,7 +84,7 @@ def evaluate(
     allow(reg, who, "evaluate")
     as_of = as_of or now_utc()
     with reg.store(needs_packs=True) as store:
-        evaluation = run_evaluation(store, as_of=as_of, known_at=known_at)
+        evaluation = run_evaluation(store, as_of=as_of, known_at=known_at, timeline=True)
         run_id = materialize(store, evaluation)
     audit_event(
         reg,

@@ -63,11 +63,12 @@ class RunInfo:
     known_at: datetime
     evaluated_at: datetime
     last_batch: int | None
+    timeline: bool | None = None
 
 
 def latest_run(store: Store) -> RunInfo | None:
     row = store.sql.execute(
-        "SELECT run_id, as_of, known_at, evaluated_at, last_batch FROM eval_runs "
+        "SELECT run_id, as_of, known_at, evaluated_at, last_batch, timeline FROM eval_runs "
         "ORDER BY run_id DESC LIMIT 1"
     ).fetchone()
     return None if row is None else RunInfo(*row)

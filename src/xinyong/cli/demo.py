@@ -163,7 +163,7 @@ def _run(
         task = bar.add_task("evaluating packs", total=2)
         at = parse_instant(end)
         with _timed(timings, "evaluate"):
-            evaluation = evaluate(store, packs, as_of=at, known_at=at)
+            evaluation = evaluate(store, packs, as_of=at, known_at=at, timeline=True)
             bar.advance(task)
             materialize(store, evaluation)
             bar.advance(task)
