@@ -33,7 +33,17 @@ import ibis
 import ibis.expr.types as ir
 
 from xinyong.engine.retention import with_retention_end
-from xinyong.engine.scope import AT, LOCAL, Ledger, add_local, in_scope, union_all
+from xinyong.engine.scope import (
+    AT,
+    CONSENT_GRANTED,
+    LOCAL,
+    Ledger,
+    add_local,
+    attr,
+    boundary,
+    in_scope,
+    union_all,
+)
 from xinyong.engine.scores import scores_of, subject_parts
 from xinyong.packs.schema import Pack
 from xinyong.timeutil import local_midnight
@@ -71,19 +81,22 @@ def _birthdays(t: ir.Table, years: int) -> list[ir.Table]:
     after, for a 29 February birth in a common year)."""
     persons = t.filter(t.birth_date.notnull())
     day = persons.birth_date.cast("timestamp") + ibis.interval(years=years) - LOCAL
-    return [
-        persons.select(_psid=persons.subject_id, _at=day),
-        persons.select(_psid=persons.subject_id, _at=day + ibis.interval(days=1)),
-    ]
+    return [_point(persons, day), _point(persons, day + ibis.interval(days=1))]
+
+
+def _point(t: ir.Table, at: ir.Value) -> ir.Table:
+    """(_psid, _at) of one kind of breakpoint, moved to the subject's ``_from``."""
+    return t.select(_psid=t.subject_id, _at=ibis.greatest(at.cast("timestamp"), t._from))
 
 
 def breakpoints(pack: Pack, t: ir.Table) -> ir.Table:
-    """(_psid, _at): every instant at which a subject's score in ``pack`` may change."""
+    """(_psid, _at): every instant at which a subject's score in ``pack`` may change
+    (``t``: the pack's records of the subjects it may score, with ``_from``)."""
     score = pack.score
     assert score is not None
     parts = [
-        t.select(_psid=t.subject_id, _at=t.occurred_at),
-        t.filter(t._end.notnull()).select(_psid=t.subject_id, _at=t._end),
+        _point(t, t.occurred_at),
+        _point(t.filter(t._end.notnull()), t._end),
     ]
     windows: dict[int, set[str] | None] = {}
     for rule in score.rules:
@@ -103,12 +116,12 @@ def breakpoints(pack: Pack, t: ir.Table) -> ir.Table:
     for days, types in sorted(windows.items()):
         sel = t if types is None else t.filter(t.type.isin(sorted(types)))
         gone = sel.occurred_at + ibis.interval(days=days) + _TICK
-        parts.append(sel.select(_psid=sel.subject_id, _at=gone))
+        parts.append(_point(sel, gone))
     if score.min_history is not None:
         hist = score.min_history
         sel = t.filter(t.type.isin(list(hist.types)))
         reached = add_local(sel.occurred_at, ibis.interval(months=hist.months))
-        parts.append(sel.select(_psid=sel.subject_id, _at=reached))
+        parts.append(_point(sel, reached))
     if score.min_age is not None:
         parts += _birthdays(t, score.min_age)
     if score.scorecard is not None:
@@ -129,12 +142,43 @@ def breakpoints(pack: Pack, t: ir.Table) -> ir.Table:
                 sel = t.filter(t.type.isin(list(f.types))) if f.types else t
                 for days in bounds:
                     crossed = sel.occurred_at + ibis.interval(days=days)
-                    parts.append(sel.select(_psid=sel.subject_id, _at=crossed))
+                    parts.append(_point(sel, crossed))
     out = union_all([p.select(_psid=p._psid, _at=p._at.cast("timestamp")) for p in parts])
     assert out is not None
-    start = local_midnight(pack.meta.effective_from)
-    out = out.select(_psid=out._psid, _at=ibis.greatest(out._at, ibis.literal(start)))
     return out.distinct()
+
+
+def _first_scorable(pack: Pack, t: ir.Table) -> ir.Table:
+    """(_fsid, _from): per subject, an instant before which it cannot be scored (the
+    pack's effective date, its first consent grant, its first minimum history, its
+    coming of age); subjects that can never be scored (no grant, no history record,
+    a kind the pack does not score) are left out. Breakpoints before it are moved to
+    it: on those intervals there is no score, which one breakpoint says as well."""
+    score = pack.score
+    assert score is not None
+    start = ibis.literal(local_midnight(pack.meta.effective_from))
+    t = t.filter(t.subject_kind.isin(list(score.subject_kinds)))
+    bounds: dict[str, ir.Value] = {"_kind": t.subject_kind.max()}
+    if score.consent_required:
+        hit = (t.type == CONSENT_GRANTED) & (attr(t, "system") == pack.system)
+        bounds["_grant"] = ibis.cases((hit, t.occurred_at), else_=None).min()
+    if score.min_history is not None:
+        hist = score.min_history
+        reached = add_local(t.occurred_at, ibis.interval(months=hist.months))
+        hit = t.type.isin(list(hist.types))
+        bounds["_hist"] = ibis.cases((hit, reached), else_=None).min()
+    if score.min_age is not None:
+        bounds["_adult"] = (
+            t.birth_date.cast("timestamp") + ibis.interval(years=score.min_age) - LOCAL
+        ).min()
+    g = t.group_by("subject_id").aggregate(**bounds)
+    for c in ("_grant", "_hist"):
+        if c in g.columns:
+            g = g.filter(g[c].notnull())
+    froms = [start, *(g[c] for c in ("_grant", "_hist") if c in g.columns)]
+    if "_adult" in g.columns:
+        froms.append(ibis.cases((g._kind == "person", g._adult), else_=start).fill_null(start))
+    return g.select(_fsid=g.subject_id, _from=ibis.greatest(*froms))
 
 
 def score_timeline(pack: Pack, led: Ledger) -> ir.Table:
@@ -143,8 +187,11 @@ def score_timeline(pack: Pack, led: Ledger) -> ir.Table:
     ``led`` must see every known record (as_of at or after the last occurrence, which
     ``known_at`` is: intake refuses conduct recorded before it occurred)."""
     assert pack.score is not None
-    t = _records(pack, led)
-    points = breakpoints(pack, t).alias(f"_bp_{pack.system}")
+    t = boundary(_records(pack, led), "tlall")
+    first = _first_scorable(pack, t)
+    t = t.join(first, t.subject_id == first._fsid).drop("_fsid")
+    t = boundary(t, "tlrec")
+    points = boundary(breakpoints(pack, t), "tlbp")
     vis = t.join(
         points,
         [
@@ -152,7 +199,7 @@ def score_timeline(pack: Pack, led: Ledger) -> ir.Table:
             t.occurred_at <= points[AT],
             t._end.isnull() | (points[AT] < t._end),
         ],
-    ).drop("_psid")
+    ).drop("_psid", "_from")
     at_led = replace(led, timeline=True)
     parts, spec = subject_parts(pack, at_led, vis)
     scored = scores_of(pack, parts, spec)
