@@ -25,14 +25,18 @@ import datetime as _dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from stdnum import numdb
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import InvalidComponent
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+# numpy and pyarrow are imported inside the vectorized functions below: a single
+# identifier (a check) needs neither, and importing them costs a check its time.
 
 SubjectKind = Literal["person", "organization"]
 
@@ -203,6 +207,8 @@ _YEARS = 500  # address-code validity kept for years 1800..2299
 
 @cache
 def _address_table() -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     """(sorted 6-digit address codes as int, bool matrix code x year-1800) from stdnum's
     table, interpreted exactly as `stdnum.cn.ric.get_birth_place` does."""
     db = numdb.get("cn/loc")
@@ -231,6 +237,8 @@ def _address_table() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _digits(chars: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return chars.astype(np.int64) - 48
 
 
@@ -242,6 +250,10 @@ def classify_ids(values: pa.Array | Sequence[str]) -> dict[str, np.ndarray]:
     address_code_unknown). Ids with kind 0 must be re-checked with
     parse_subject_id for the reason (or a rare valid form the fast path skips).
     """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     arr = values if isinstance(values, pa.Array) else pa.array(list(values), pa.string())
     arr = arr.cast(pa.string())
     n = len(arr)

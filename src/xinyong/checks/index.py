@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xinyong.checks.answers import CheckAnswer, Reason
-from xinyong.ledger.store import Store
 from xinyong.timeutil import to_local_iso
+
+if TYPE_CHECKING:
+    from xinyong.ledger.store import Store
 
 # When several consequences apply to one service, the decision is the first of
 # these that any of them carries: a restriction outranks a benefit.
