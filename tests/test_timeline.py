@@ -22,6 +22,7 @@ from test_engine_support import insert, rows
 from xinyong.cli import _register, app
 from xinyong.engine import evaluate
 from xinyong.ledger.store import Store
+from xinyong.timeutil import local_midnight
 
 _register()
 runner = CliRunner()
@@ -207,8 +208,10 @@ def test_lookup_equals_replay(store: Store, records: list, p: Any, data: Any) ->
     tick = timedelta(microseconds=1)
     pool = [instant(data.draw)] + [e for e in edges] + [e - tick for e in edges]
     for at in data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2, unique=True)):
-        if at > known_at:
-            continue  # a replay cannot see past its knowledge; the timeline holds anyway
+        if at > known_at or at < local_midnight(p.meta.effective_from):
+            # A replay cannot see past its knowledge (the timeline holds anyway); before
+            # its effective date the pack is not in force (installed_packs picks none).
+            continue
         point = evaluate(store, [p], as_of=at, known_at=known_at)
         want = sorted(
             (r["subject_id"], round(r["score"], 6), r["grade"]) for r in rows(point.scores)
