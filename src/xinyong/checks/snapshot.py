@@ -18,7 +18,7 @@ replays when it must):
   licence-gated systems is answered by the registry path, which applies those
   guards (fail closed: the snapshot knows neither);
 - the question's ``known_at`` (if any) is not before the run's knowledge;
-- the packs in force at the instant asked are the ones the run evaluated;
+- every pack in force at the instant asked is the version the run evaluated;
 - the service (or system) is one the snapshot knows.
 
 Stdlib only (sqlite3, json): a ``xinyong check`` process that answers from here
@@ -42,11 +42,16 @@ if TYPE_CHECKING:
     from xinyong.ledger.store import Store
 
 _EPOCH = datetime(1970, 1, 1)
-FORMAT = "xinyong-snapshot-1"
+FORMAT = "xinyong-snapshot-2"
 
-_CONSEQUENCES = (
-    "subject_id, service, effect, system, basis_kind, basis_id, rule_id, legal_basis, "
-    "since, until, remedy, via_relation, via_subject"
+_RULE = "service, effect, system, basis_kind, basis_id, rule_id, legal_basis, remedy"
+#: The consequence rows of one subject and service, in ConsequenceIndex's column order.
+_LOOKUP = (
+    "SELECT c.subject_id, r.service, r.effect, r.system, r.basis_kind, r.basis_id, "
+    "r.rule_id, r.legal_basis, c.since, c.until, r.remedy, c.via_relation, c.via_subject "
+    # CROSS JOIN: SQLite keeps this order, so it reads the subject's rows by index
+    "FROM consequences c CROSS JOIN rules r ON c.rule = r.id "
+    "WHERE c.subject_id = ? AND r.service = ?"
 )
 
 
@@ -98,11 +103,14 @@ def publish(store: Store, services: list[str]) -> Path | None:
         con.executescript(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-            "CREATE TABLE consequences (subject_id TEXT NOT NULL, service TEXT NOT NULL,"
+            # The rule's columns (long, repeated texts) once per rule; each consequence
+            # names its rule by number.
+            "CREATE TABLE rules (id INTEGER PRIMARY KEY, service TEXT NOT NULL,"
             " effect TEXT NOT NULL, system TEXT NOT NULL, basis_kind TEXT NOT NULL,"
             " basis_id TEXT NOT NULL, rule_id TEXT NOT NULL, legal_basis TEXT NOT NULL,"
-            " since INTEGER NOT NULL, until INTEGER, remedy TEXT, via_relation TEXT,"
-            " via_subject TEXT);"
+            " remedy TEXT);"
+            "CREATE TABLE consequences (subject_id TEXT NOT NULL, rule INTEGER NOT NULL,"
+            " since INTEGER NOT NULL, until INTEGER, via_relation TEXT, via_subject TEXT);"
             "CREATE TABLE score_timeline (system TEXT NOT NULL, subject_id TEXT NOT NULL,"
             " valid_from INTEGER NOT NULL, valid_to INTEGER, score REAL, grade TEXT);"
         )
@@ -127,21 +135,30 @@ def publish(store: Store, services: list[str]) -> Path | None:
 
 
 def _copy(store: Store, con: sqlite3.Connection) -> None:
-    cur = store.sql.execute(f"SELECT {_CONSEQUENCES} FROM consequences")
-    while batch := cur.fetchmany(50_000):
+    # Instants leave DuckDB as microseconds since 1970 (epoch_us): no Python datetime
+    # per row; rows are sorted by subject, so SQLite's pages fill in index order.
+    rules = store.sql.execute(f"SELECT DISTINCT {_RULE} FROM consequences").fetchall()
+    number = {rule: i for i, rule in enumerate(rules)}
+    con.executemany(
+        f"INSERT INTO rules VALUES (?, {', '.join('?' * 8)})",
+        [(i, *rule) for rule, i in number.items()],
+    )
+    cur = store.sql.execute(
+        f"SELECT {_RULE}, subject_id, epoch_us(since), epoch_us(until), via_relation, "
+        "via_subject FROM consequences ORDER BY subject_id"
+    )
+    while batch := cur.fetchmany(100_000):
         con.executemany(
-            f"INSERT INTO consequences VALUES ({', '.join('?' * 13)})",
-            [(*r[:8], _us(r[8]), _us(r[9]), *r[10:]) for r in batch],
+            "INSERT INTO consequences VALUES (?, ?, ?, ?, ?, ?)",
+            [(r[8], number[r[:8]], *r[9:]) for r in batch],
         )
     cur = store.sql.execute(
-        "SELECT system, subject_id, valid_from, valid_to, score, grade FROM score_timeline"
+        "SELECT system, subject_id, epoch_us(valid_from), epoch_us(valid_to), score, grade "
+        "FROM score_timeline ORDER BY subject_id, system, valid_from"
     )
-    while batch := cur.fetchmany(50_000):
-        con.executemany(
-            "INSERT INTO score_timeline VALUES (?, ?, ?, ?, ?, ?)",
-            [(s, sid, _us(f), _us(t), sc, g) for s, sid, f, t, sc, g in batch],
-        )
-    con.execute("CREATE INDEX consequences_subject ON consequences (subject_id, service)")
+    while batch := cur.fetchmany(100_000):
+        con.executemany("INSERT INTO score_timeline VALUES (?, ?, ?, ?, ?, ?)", batch)
+    con.execute("CREATE INDEX consequences_subject ON consequences (subject_id)")
     con.execute("CREATE INDEX score_timeline_subject ON score_timeline (subject_id, system)")
 
 
@@ -161,6 +178,14 @@ def _versions(packs: list[list[str]], at: datetime) -> dict[str, str]:
     return chosen
 
 
+def covered(then: dict[str, str], run: dict[str, str]) -> bool:
+    """Whether results computed with the ``run``'s pack versions answer for an instant
+    whose versions in force are ``then``: every system in force then has the version
+    the run evaluated. (A system of the run not yet in force then has no result then:
+    its timelines and list entries begin at its effective date.)"""
+    return all(run.get(system) == version for system, version in then.items())
+
+
 class Snapshot:
     """An open, valid snapshot (see ``open_valid``)."""
 
@@ -176,7 +201,7 @@ class Snapshot:
         if known_at is not None and self.known_at is not None and known_at < self.known_at:
             return False
         assert self.as_of is not None
-        return _versions(self.packs, at) == _versions(self.packs, self.as_of)
+        return covered(_versions(self.packs, at), _versions(self.packs, self.as_of))
 
     def close(self) -> None:
         self.con.close()
@@ -216,10 +241,7 @@ def answer_check(
     try:
         if service not in snap.services or not snap.covers(at, known_at):
             return None
-        rows = snap.con.execute(
-            f"SELECT {_CONSEQUENCES} FROM consequences WHERE subject_id = ? AND service = ?",
-            [subject_id, service],
-        ).fetchall()
+        rows = snap.con.execute(_LOOKUP, [subject_id, service]).fetchall()
         # Re-check after reading: a writer that advanced the marker meanwhile wins.
         if generation.current(db) != snap.meta["generation"]:
             return None
