@@ -95,6 +95,10 @@ def test_answers_from_the_snapshot_with_authorization_and_audit(registry: Path) 
         ops.check(reg, who, DEBTOR, "flight", at=parse_instant("2025-01-01"))
     score = ops.score(reg, local_operator(), DEBTOR, "judicial", at=parse_instant("2025-01-01"))
     assert (score.score, score.grade) == (None, None)
+    # A registry replaced by another file is never answered from its old snapshot.
+    registry.write_text("record_id,subject_id\n")
+    at = parse_instant("2025-01-01")
+    assert snapshot.answer_check(registry, DEBTOR, "flight", at, None) is None
 
 
 def test_an_import_retires_the_snapshot_until_the_next_evaluate(registry: Path) -> None:

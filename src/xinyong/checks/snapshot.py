@@ -207,10 +207,21 @@ class Snapshot:
         self.con.close()
 
 
+def _is_duckdb(db: Path) -> bool:
+    """Whether the registry path still holds a DuckDB file (its magic at byte 8, as
+    ``ledger.store`` checks): a registry replaced by something else is never answered
+    from its old snapshot."""
+    try:
+        with db.open("rb") as f:
+            return f.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
+
+
 def open_valid(db: str | Path) -> Snapshot | None:
     """The snapshot of ``db`` if it may answer (current generation, not guarded)."""
     path = path_of(db)
-    if not path.exists() or not Path(db).exists():
+    if not path.exists() or not _is_duckdb(Path(db)):
         return None
     token = generation.current(db)
     if token is None:
