@@ -193,7 +193,7 @@ def domain_refusals(
 
 
 def normalize_subject(text: str) -> str:
-    return parse_subject_id(text).value
+    return parse_subject_id(text, flags=False).value
 
 
 def authenticate(reg: Registry, name: str | None, key: str) -> Principal:

@@ -120,7 +120,7 @@ def _address_known(number: str) -> bool:
     return True
 
 
-def _parse_ric(number: str) -> SubjectId:
+def _parse_ric(number: str, flags: bool = True) -> SubjectId:
     if not number[:17].isdigit() or not number[:17].isascii():
         raise InvalidIdentifier(f"{number}: an identity number has 17 digits and a check character")
     if number[17] not in "0123456789X":
@@ -131,8 +131,10 @@ def _parse_ric(number: str) -> SubjectId:
             f"{number}: wrong check character {number[17]!r} (expected {expected!r})"
         )
     born = _birth_date(number)
-    flags = () if _address_known(number) else (ADDRESS_CODE_UNKNOWN,)
-    return SubjectId(number, "person", born, flags)
+    if not flags:
+        return SubjectId(number, "person", born)
+    found = () if _address_known(number) else (ADDRESS_CODE_UNKNOWN,)
+    return SubjectId(number, "person", born, found)
 
 
 def _parse_uscc(number: str) -> SubjectId:
@@ -158,12 +160,14 @@ def _parse_uscc(number: str) -> SubjectId:
     return SubjectId(number, "organization")
 
 
-def parse_subject_id(text: str) -> SubjectId:
+def parse_subject_id(text: str, *, flags: bool = True) -> SubjectId:
     """Validate and classify a subject identifier.
 
     An 18-character value that is a valid identity number is a person; else a
     valid unified social credit code is an organization; else InvalidIdentifier
-    with the reason (both reasons where the value could be either).
+    with the reason (both reasons where the value could be either). ``flags=False``
+    skips the address-code lookup, which only ever adds a flag (never refuses) and
+    loads python-stdnum's address database: a check needs the identifier only.
     """
     if not isinstance(text, str):
         raise InvalidIdentifier(f"subject identifier must be text, not {type(text).__name__}")
@@ -177,7 +181,7 @@ def parse_subject_id(text: str) -> SubjectId:
     ric_error: InvalidIdentifier | None = None
     if ric_like:
         try:
-            return _parse_ric(number)
+            return _parse_ric(number, flags)
         except InvalidIdentifier as exc:
             ric_error = exc
     try:
