@@ -146,6 +146,12 @@ def test_grade_consequences_carry_their_periods(registry: Path) -> None:
             assert reason["grade"] == "D"
             assert reason["since"].startswith("2026-06-07")
             assert reason["until"].startswith("2028-06-03")
+    # explain gives the grade's consequences with the same period
+    why = run(registry, "explain", THIEF, "--system", "rongcheng", "--at", "2027-01-01")
+    (system,) = why["systems"]
+    assert system["grade"] == "D"
+    (gov,) = [c for c in system["consequences"] if c["service"] == "gov.support"]
+    assert gov["since"].startswith("2026-06-07") and gov["until"].startswith("2028-06-03")
 
 
 def test_a_reward_ends_with_the_consent(registry: Path) -> None:

@@ -236,8 +236,15 @@ def explain(
     evaluation = _replay(store, subject_id, at, known_at, packs, explain=True)
     tables = {
         name: _by_system(getattr(evaluation, name, None), subject_id)
-        for name in ("list_entries", "consequences", "scores", "contributions", "reasons")
+        for name in ("list_entries", "scores", "contributions", "reasons")
     }
+    # Consequences with their periods as known (a grade's since is when the grade was
+    # reached, not the instant asked), as a check gives them: from the timelines.
+    if _fast_path(store, at, known_at):
+        periods = store.table("consequences")
+    else:
+        periods = _replay(store, subject_id, at, known_at, packs, timeline=True).consequences
+    tables["consequences"] = _by_system(periods, subject_id)
     systems = []
     for pack in packs:
         lists = {spec.id: spec for spec in pack.lists}
