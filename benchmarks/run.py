@@ -83,7 +83,9 @@ def phase_import(city: Path, db: Path) -> dict[str, Any]:
     }
 
 
-def phase_evaluate(db: Path) -> dict[str, Any]:
+def phase_evaluate_point(db: Path) -> dict[str, Any]:
+    """The evaluation as of one instant, without timelines (what evaluate did before
+    issue 8), for comparison."""
     from xinyong.engine import evaluate, materialize
     from xinyong.ledger.store import Store
     from xinyong.timeutil import parse_instant
@@ -92,14 +94,102 @@ def phase_evaluate(db: Path) -> dict[str, Any]:
         started = time.perf_counter()
         run_id = materialize(store, evaluate(store, as_of=parse_instant(AS_OF)))
         seconds = time.perf_counter() - started
+    return {"seconds": seconds, "run_id": run_id}
+
+
+def phase_evaluate(db: Path) -> dict[str, Any]:
+    """What `xinyong evaluate` does: timelines of every pack, materialized, and the
+    snapshot published."""
+    from xinyong.catalog import load_catalog
+    from xinyong.checks.snapshot import publish
+    from xinyong.engine import evaluate, materialize
+    from xinyong.ledger.store import Store
+    from xinyong.timeutil import parse_instant
+
+    with Store(db) as store:
+        started = time.perf_counter()
+        run_id = materialize(store, evaluate(store, as_of=parse_instant(AS_OF), timeline=True))
+        seconds = time.perf_counter() - started
+        t0 = time.perf_counter()
+        publish(store, sorted(load_catalog().services))
+        publish_seconds = time.perf_counter() - t0
         counts = dict(
             store.sql.execute(
                 "SELECT 'scores', count(*) FROM scores UNION ALL "
+                "SELECT 'score_timeline', count(*) FROM score_timeline UNION ALL "
                 "SELECT 'list_entries', count(*) FROM list_entries UNION ALL "
                 "SELECT 'consequences', count(*) FROM consequences"
             ).fetchall()
         )
-    return {"seconds": seconds, "run_id": run_id, **counts}
+    return {
+        "seconds": seconds,
+        "publish_seconds": publish_seconds,
+        "run_id": run_id,
+        **counts,
+    }
+
+
+def _sample_subjects(db: Path) -> tuple[str, str]:
+    """A subject with a grade consequence and one with a list consequence."""
+    from xinyong.ledger.store import Store
+
+    with Store(db, read_only=True) as store:
+        graded = store.sql.execute(
+            "SELECT min(subject_id) FROM consequences WHERE basis_kind = 'grade'"
+        ).fetchone()
+        listed = store.sql.execute(
+            "SELECT min(subject_id) FROM consequences "
+            "WHERE basis_kind = 'list' AND service = 'flight'"
+        ).fetchone()
+    assert graded is not None and listed is not None
+    return str(graded[0]), str(listed[0])
+
+
+def phase_check_process(db: Path, runs: int = 10) -> dict[str, Any]:
+    """Wall time of whole `xinyong check` processes (answered from the snapshot), at an
+    earlier instant and now."""
+    _, listed = _sample_subjects(db)
+    xinyong = str(Path(sys.executable).with_name("xinyong"))
+    walls = []
+    for i in range(runs):
+        at = ["--at", "2025-06-01"] if i % 2 else []
+        t0 = time.perf_counter()
+        subprocess.run(
+            [xinyong, "check", listed, "flight", *at, "--db", str(db), "--json"],
+            check=True,
+            capture_output=True,
+        )
+        walls.append(time.perf_counter() - t0)
+    walls.sort()
+    return {"runs": runs, "median_s": statistics.median(walls), "min_s": walls[0]}
+
+
+def phase_replay(db: Path) -> dict[str, Any]:
+    """In-process: a one-subject check replayed (a known_at before the run's knowledge),
+    a timeline lookup, and explain."""
+    from xinyong.checks import check, explain, score_of
+    from xinyong.ledger.store import Store
+    from xinyong.timeutil import parse_instant
+
+    graded, listed = _sample_subjects(db)
+    with Store(db, read_only=True) as store:
+        row = store.sql.execute("SELECT max(recorded_at) FROM records").fetchone()
+        before = row[0] if row else None  # knowledge before the last batch: a replay
+        t0 = time.perf_counter()
+        answer = check(store, listed, "flight", at=parse_instant("2021-06-01"), known_at=before)
+        replay = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        score_of(store, graded, "rongcheng", at=parse_instant("2021-06-01"))
+        lookup = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        explain(store, listed, at=parse_instant(AS_OF))
+        explained = time.perf_counter() - t0
+    return {
+        "replay_check_seconds": replay,
+        "replay_answered_from": answer.answered_from,
+        "registry_score_lookup_seconds": lookup,
+        "explain_seconds": explained,
+    }
 
 
 def _rongcheng_pack(store: Any) -> Any:
@@ -212,7 +302,10 @@ def phase_zen(db: Path, sample: int = 100_000) -> dict[str, Any]:
 
 PHASES = {
     "import": phase_import,
+    "evaluate_point": phase_evaluate_point,
     "evaluate": phase_evaluate,
+    "check_process": phase_check_process,
+    "replay": phase_replay,
     "engine_scores": phase_engine_scores,
     "baseline": phase_baseline,
     "checks": phase_checks,
@@ -265,7 +358,9 @@ def main() -> None:
         if not (city / "sources.json").exists():
             result["generate"] = _run_phase("generate", str(persons), str(city))
         result["import"] = _run_phase("import", str(city), str(db))
-        for name in ("evaluate", "engine_scores", "baseline", "checks", "zen"):
+        for name in ("evaluate_point", "evaluate", "check_process", "replay"):
+            result[name] = _run_phase(name, str(db))
+        for name in ("engine_scores", "baseline", "checks", "zen"):
             result[name] = _run_phase(name, str(db))
         result["ratios"] = {
             "engine_vs_sql_baseline": result["engine_scores"]["seconds"]
@@ -290,6 +385,16 @@ def _print_table(r: dict[str, Any]) -> None:
         f"{ch['p99_us']:.2f} | {ch['bulk_checks_per_s']:,.0f} | "
         f"{r['ratios']['zen_eval_vs_engine']:.2f}× | "
         f"{r['ratios']['zen_end_to_end_vs_engine']:.1f}× |"
+    )
+    pt, cp, rp = r["evaluate_point"], r["check_process"], r["replay"]
+    print(
+        f"\n| persons | evaluate, point (s) | evaluate, timelines (s) | ratio | "
+        f"score intervals | publish (s) | check process, median (s) | replay check (s) | "
+        f"explain (s) |\n|---|---|---|---|---|---|---|---|---|\n"
+        f"| {r['persons']:,} | {pt['seconds']:.1f} | {ev['seconds']:.1f} | "
+        f"{ev['seconds'] / pt['seconds']:.1f}× | {ev['score_timeline']:,} | "
+        f"{ev['publish_seconds']:.1f} | {cp['median_s']:.2f} | "
+        f"{rp['replay_check_seconds']:.1f} | {rp['explain_seconds']:.1f} |"
     )
 
 

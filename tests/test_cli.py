@@ -121,7 +121,9 @@ def test_check_answers_with_every_reason(registry: Path) -> None:
     by_since = sorted(answer["reasons"], key=lambda r: r["since"])
     assert [r["since"][:10] for r in by_since] == ["2024-04-02", "2024-05-01"]
     assert by_since[0]["until"] == "2027-04-02T00:00:00+08:00"  # 2 years + 1 extension
-    assert by_since[1]["until"] is None  # open-ended until performed
+    # open-ended until performed; the registry knows it was performed on 2025-05-01,
+    # and a reason's until is the end as known (issue 8), also at an earlier instant
+    assert by_since[1]["until"] == "2025-05-01T00:00:00+08:00"
     for reason in by_since:
         assert reason["system"] == "judicial" and reason["list"] == "dishonest_debtors"
         assert reason["legal_basis"] and reason["remedy"] and reason["rule"]

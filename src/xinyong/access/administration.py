@@ -6,13 +6,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xinyong.access.gate import Registry, allow, audit_event, normalize_subject
 from xinyong.access.principals import Principal
 from xinyong.audit.chain import AuditEntry, ChainReport
-from xinyong.process import licensing
-from xinyong.process import purge as retention_purge
+from xinyong.lazy import lazy
+
+if TYPE_CHECKING:
+    from xinyong.process import licensing
+    from xinyong.process import purge as retention_purge
+else:
+    licensing = lazy("xinyong.process.licensing")
+    retention_purge = lazy("xinyong.process.purge")
 from xinyong.timeutil import now_utc, to_local_iso
 
 
@@ -78,14 +84,17 @@ def evaluate(
     as_of: datetime | None = None,
     known_at: datetime | None = None,
 ) -> tuple[int, Any]:
+    from xinyong.catalog import load_catalog
+    from xinyong.checks.snapshot import publish
     from xinyong.engine import evaluate as run_evaluation
     from xinyong.engine import materialize
 
     allow(reg, who, "evaluate")
     as_of = as_of or now_utc()
     with reg.store(needs_packs=True) as store:
-        evaluation = run_evaluation(store, as_of=as_of, known_at=known_at)
+        evaluation = run_evaluation(store, as_of=as_of, known_at=known_at, timeline=True)
         run_id = materialize(store, evaluation)
+        publish(store, sorted(load_catalog().services))
     audit_event(
         reg,
         who,

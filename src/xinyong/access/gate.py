@@ -13,15 +13,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xinyong.access.permissions import Refused, authorize
 from xinyong.access.principals import Principal, PrincipalBook
 from xinyong.audit.chain import AuditChain, AuditEntry
 from xinyong.catalog.identifiers import parse_subject_id
-from xinyong.ledger.store import RegistryError, Store
-from xinyong.process import inquiries, licensing
-from xinyong.process import purge as retention_purge
+from xinyong.lazy import lazy
+
+if TYPE_CHECKING:
+    from xinyong.ledger.store import Store
+    from xinyong.process import inquiries, licensing
+    from xinyong.process import purge as retention_purge
+else:
+    # Loaded on first use: a check answered from the snapshot needs none of them.
+    inquiries = lazy("xinyong.process.inquiries")
+    licensing = lazy("xinyong.process.licensing")
+    retention_purge = lazy("xinyong.process.purge")
 
 
 @dataclass
@@ -46,6 +54,8 @@ class Registry:
         store itself refuses anything that is not a registry of this schema version.
         needs_packs refuses a registry with no rule packs, whose every answer would
         be `allow` (fail closed)."""
+        from xinyong.ledger.store import RegistryError, Store
+
         if self._open is not None:
             store = self._open
         else:
@@ -183,7 +193,7 @@ def domain_refusals(
 
 
 def normalize_subject(text: str) -> str:
-    return parse_subject_id(text).value
+    return parse_subject_id(text, flags=False).value
 
 
 def authenticate(reg: Registry, name: str | None, key: str) -> Principal:

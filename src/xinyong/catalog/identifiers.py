@@ -25,14 +25,18 @@ import datetime as _dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from stdnum import numdb
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import InvalidComponent
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+# numpy and pyarrow are imported inside the vectorized functions below: a single
+# identifier (a check) needs neither, and importing them costs a check its time.
 
 SubjectKind = Literal["person", "organization"]
 
@@ -116,7 +120,7 @@ def _address_known(number: str) -> bool:
     return True
 
 
-def _parse_ric(number: str) -> SubjectId:
+def _parse_ric(number: str, flags: bool = True) -> SubjectId:
     if not number[:17].isdigit() or not number[:17].isascii():
         raise InvalidIdentifier(f"{number}: an identity number has 17 digits and a check character")
     if number[17] not in "0123456789X":
@@ -127,8 +131,10 @@ def _parse_ric(number: str) -> SubjectId:
             f"{number}: wrong check character {number[17]!r} (expected {expected!r})"
         )
     born = _birth_date(number)
-    flags = () if _address_known(number) else (ADDRESS_CODE_UNKNOWN,)
-    return SubjectId(number, "person", born, flags)
+    if not flags:
+        return SubjectId(number, "person", born)
+    found = () if _address_known(number) else (ADDRESS_CODE_UNKNOWN,)
+    return SubjectId(number, "person", born, found)
 
 
 def _parse_uscc(number: str) -> SubjectId:
@@ -154,12 +160,14 @@ def _parse_uscc(number: str) -> SubjectId:
     return SubjectId(number, "organization")
 
 
-def parse_subject_id(text: str) -> SubjectId:
+def parse_subject_id(text: str, *, flags: bool = True) -> SubjectId:
     """Validate and classify a subject identifier.
 
     An 18-character value that is a valid identity number is a person; else a
     valid unified social credit code is an organization; else InvalidIdentifier
-    with the reason (both reasons where the value could be either).
+    with the reason (both reasons where the value could be either). ``flags=False``
+    skips the address-code lookup, which only ever adds a flag (never refuses) and
+    loads python-stdnum's address database: a check needs the identifier only.
     """
     if not isinstance(text, str):
         raise InvalidIdentifier(f"subject identifier must be text, not {type(text).__name__}")
@@ -173,7 +181,7 @@ def parse_subject_id(text: str) -> SubjectId:
     ric_error: InvalidIdentifier | None = None
     if ric_like:
         try:
-            return _parse_ric(number)
+            return _parse_ric(number, flags)
         except InvalidIdentifier as exc:
             ric_error = exc
     try:
@@ -203,6 +211,8 @@ _YEARS = 500  # address-code validity kept for years 1800..2299
 
 @cache
 def _address_table() -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     """(sorted 6-digit address codes as int, bool matrix code x year-1800) from stdnum's
     table, interpreted exactly as `stdnum.cn.ric.get_birth_place` does."""
     db = numdb.get("cn/loc")
@@ -231,6 +241,8 @@ def _address_table() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _digits(chars: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return chars.astype(np.int64) - 48
 
 
@@ -242,6 +254,10 @@ def classify_ids(values: pa.Array | Sequence[str]) -> dict[str, np.ndarray]:
     address_code_unknown). Ids with kind 0 must be re-checked with
     parse_subject_id for the reason (or a rare valid form the fast path skips).
     """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     arr = values if isinstance(values, pa.Array) else pa.array(list(values), pa.string())
     arr = arr.cast(pa.string())
     n = len(arr)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xinyong.checks.answers import CheckAnswer, Reason
-from xinyong.ledger.store import Store
 from xinyong.timeutil import to_local_iso
+
+if TYPE_CHECKING:
+    from xinyong.ledger.store import Store
 
 # When several consequences apply to one service, the decision is the first of
 # these that any of them carries: a restriction outranks a benefit.
@@ -63,11 +65,12 @@ class RunInfo:
     known_at: datetime
     evaluated_at: datetime
     last_batch: int | None
+    timeline: bool | None = None
 
 
 def latest_run(store: Store) -> RunInfo | None:
     row = store.sql.execute(
-        "SELECT run_id, as_of, known_at, evaluated_at, last_batch FROM eval_runs "
+        "SELECT run_id, as_of, known_at, evaluated_at, last_batch, timeline FROM eval_runs "
         "ORDER BY run_id DESC LIMIT 1"
     ).fetchone()
     return None if row is None else RunInfo(*row)

@@ -1,9 +1,10 @@
 """The three questions a registry answers about one subject: may it use a
 service (check), what is its score (score_of), and why (explain).
 
-Checks and scores come from the materialized evaluation when it covers the
-question (the fast path); otherwise the evaluation is replayed for this subject
-alone with the same engine (as of `at`, with what was known at `known_at`), so
+Checks and scores come from the materialized timelines when they cover the
+question (the fast path: any instant, with the knowledge of the last run);
+otherwise the evaluation is replayed for this subject alone with the same engine
+(as of `at`, with what was known at `known_at`), so
 an auditor's "why was I refused a flight on 3 May?" gets the answer the
 registry would have given on 3 May.
 """
@@ -22,7 +23,7 @@ from xinyong.checks.index import COLUMNS, ConsequenceIndex, latest_run, run_is_c
 from xinyong.ledger.store import Store
 from xinyong.packs import Pack, installed_packs
 from xinyong.packs.loader import first_in_force
-from xinyong.timeutil import age_on, now_utc, to_local_iso
+from xinyong.timeutil import age_on, local_date, now_utc, to_local_iso
 
 
 class UnknownName(ValueError):
@@ -52,25 +53,37 @@ def _pack_for(store: Store, system: str, at: datetime) -> Pack:
     return packs[system]
 
 
-def _fast_path(store: Store, at: datetime, known_at: datetime | None) -> bool:
-    """Whether the materialized run answers a question at `at` with knowledge `known_at`.
+def _versions(store: Store, at: datetime) -> dict[str, str]:
+    """The pack version in force per system at ``at`` (as ``installed_packs`` picks)."""
+    day = local_date(at)
+    rows = store.sql.execute(
+        "SELECT system, version, effective_from FROM packs ORDER BY system, effective_from"
+    ).fetchall()
+    chosen: dict[str, str] = {}
+    for system, version, effective_from in rows:
+        if effective_from <= day:
+            chosen[system] = version
+    return chosen
 
-    It does when nothing was imported or installed since, the run was evaluated as
-    of a moment after every record it knew was recorded (so every record had
-    occurred by then), `known_at` asks for no less than the run knew, and `at` is
-    not before the run's as_of (grades are materialized as of the run; list
-    consequences are intervals and hold for any later instant).
+
+def _fast_path(store: Store, at: datetime, known_at: datetime | None) -> bool:
+    """Whether the materialized timelines answer a question at `at` with knowledge
+    `known_at`.
+
+    They do when the latest run materialized timelines, nothing was imported or
+    installed since, `known_at` asks for no less than the run knew, and every pack
+    in force at `at` is the version the run evaluated (a timeline holds at any
+    instant, earlier or later than the run's as_of, as known at its known_at; a
+    system not yet in force at `at` has no results then).
     """
     run = latest_run(store)
-    if run is None or not run_is_current(store, run):
+    if run is None or not run.timeline or not run_is_current(store, run):
         return False
-    if known_at is not None and known_at < run.evaluated_at:
+    if known_at is not None and known_at < run.known_at:
         return False
-    row = store.sql.execute("SELECT max(recorded_at) FROM batches").fetchone()
-    last_recorded = row[0] if row else None
-    if last_recorded is not None and run.as_of < last_recorded:
-        return False
-    return at >= run.as_of
+    from xinyong.checks.snapshot import covered
+
+    return covered(_versions(store, at), _versions(store, run.as_of))
 
 
 def _replay(
@@ -81,12 +94,19 @@ def _replay(
     packs: list[Pack],
     *,
     explain: bool = False,
+    timeline: bool = False,
 ) -> Any:
     """The evaluation of the given packs for this subject alone."""
     from xinyong.engine import evaluate
 
     return evaluate(
-        store, packs, as_of=at, known_at=known_at, subjects=[subject_id], explain=explain
+        store,
+        packs,
+        as_of=at,
+        known_at=known_at,
+        subjects=[subject_id],
+        explain=explain,
+        timeline=timeline,
     )
 
 
@@ -98,7 +118,11 @@ def check(
     at: datetime | None = None,
     known_at: datetime | None = None,
 ) -> CheckAnswer:
-    """May `subject_id` use `service` at `at` (default now)?"""
+    """May `subject_id` use `service` at `at` (default now)?
+
+    The decision is the one at `at`; each reason's since/until is the period of the
+    consequence as known at `known_at` (default now), also when it ended, or was
+    found to end, after `at`."""
     subject_id = _normalize_subject(subject_id)
     _check_service(service)
     at = at or now_utc()
@@ -108,7 +132,7 @@ def check(
     packs = [
         p for p in installed_packs(store, at) if any(c.service == service for c in p.consequences)
     ]
-    evaluation = _replay(store, subject_id, at, known_at, packs)
+    evaluation = _replay(store, subject_id, at, known_at, packs, timeline=True)
     rows = (
         evaluation.consequences.filter(evaluation.consequences.subject_id == subject_id)
         .select(*[c.strip() for c in COLUMNS.split(",")])
@@ -132,10 +156,11 @@ def score_of(
     subject_id = _normalize_subject(subject_id)
     when = at or now_utc()
     pack = _pack_for(store, system, when)
-    if at is None and _fast_path(store, when, known_at):
+    if _fast_path(store, when, known_at):
         row = store.sql.execute(
-            "SELECT score, grade FROM scores WHERE system = ? AND subject_id = ?",
-            [system, subject_id],
+            "SELECT score, grade FROM score_timeline WHERE system = ? AND subject_id = ? "
+            "AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)",
+            [system, subject_id, when, when],
         ).fetchone()
     else:
         scores = _replay(store, subject_id, when, known_at, [pack]).scores
@@ -211,8 +236,15 @@ def explain(
     evaluation = _replay(store, subject_id, at, known_at, packs, explain=True)
     tables = {
         name: _by_system(getattr(evaluation, name, None), subject_id)
-        for name in ("list_entries", "consequences", "scores", "contributions", "reasons")
+        for name in ("list_entries", "scores", "contributions", "reasons")
     }
+    # Consequences with their periods as known (a grade's since is when the grade was
+    # reached, not the instant asked), as a check gives them: from the timelines.
+    if _fast_path(store, at, known_at):
+        periods = store.table("consequences")
+    else:
+        periods = _replay(store, subject_id, at, known_at, packs, timeline=True).consequences
+    tables["consequences"] = _by_system(periods, subject_id)
     systems = []
     for pack in packs:
         lists = {spec.id: spec for spec in pack.lists}

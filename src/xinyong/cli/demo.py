@@ -122,6 +122,8 @@ def _run(
     seed: int,
     report: Path,
 ) -> dict[str, Any]:
+    from xinyong.catalog import load_catalog
+    from xinyong.checks.snapshot import publish
     from xinyong.engine import evaluate, materialize
     from xinyong.ledger.intake import import_file, register_source
     from xinyong.ledger.store import Store
@@ -168,9 +170,10 @@ def _run(
         demo_objections(store, at)  # a few disputes, some overdue, for the statistics
         task = bar.add_task("evaluating packs", total=2)
         with _timed(timings, "evaluate"):
-            evaluation = evaluate(store, packs, as_of=at, known_at=at)
+            evaluation = evaluate(store, packs, as_of=at, known_at=at, timeline=True)
             bar.advance(task)
             materialize(store, evaluation)
+            publish(store, sorted(load_catalog().services))
             bar.advance(task)
         task = bar.add_task("writing report", total=1)
         with _timed(timings, "report"):

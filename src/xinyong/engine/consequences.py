@@ -3,7 +3,9 @@
 From every list entry not over at ``as_of`` (no end, or as_of < end_at; also
 entries still in their grace period, whose start lies ahead): since = start_at,
 until = end_at. From every grade at ``as_of``: since =
-as_of, until open. A rule that ``reaches`` a legal-role relation gives the
+as_of, until open; on a timeline (``led.timeline``), from every entry with a
+period and every grade period (engine/timeline.py), since/until its own.
+A rule that ``reaches`` a legal-role relation gives the
 consequence to the person the relation names instead of the subject: for a
 list entry, one row per representative whose tenure intersects the entry
 (tenure = from that representative record's occurrence to the next one of the
@@ -107,16 +109,27 @@ def consequences(
     if entries is not None and list_rules is not None:
         # Entries not over at as_of, also those still in their grace period: a
         # consequence is an interval, so the index can answer any later instant.
+        # On a timeline, every entry with a period, also those over by as_of.
+        over = ibis.literal(True) if led.timeline else entries.end_at > led.as_of
         e = entries.filter(
-            entries.end_at.isnull()
-            | ((entries.end_at > led.as_of) & (entries.start_at < entries.end_at)),
+            entries.end_at.isnull() | (over & (entries.start_at < entries.end_at)),
         )
         base = e.select(
             _sid=e.subject_id, _key=e.list_id, _ekey=e.key, since=e.start_at, until=e.end_at
         )
         bases.append(("list", base, list_rules))
     grade_rules = _rule_table(pack, "grade")
-    if scores is not None and grade_rules is not None:
+    if scores is not None and grade_rules is not None and led.timeline:
+        # ``scores``: the grade periods of the pack's timeline (engine/timeline.py).
+        base = scores.select(
+            _sid=scores.subject_id,
+            _key=scores.grade,
+            _ekey=ibis.null("string"),
+            since=scores.since,
+            until=scores.until,
+        )
+        bases.append(("grade", base, grade_rules))
+    elif scores is not None and grade_rules is not None:
         s = scores.filter(scores.grade.notnull())
         base = s.select(
             _sid=s.subject_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -20,6 +20,8 @@ from xinyong.engine.lists import list_entries
 from xinyong.engine.retention import visible
 from xinyong.engine.scope import Ledger, open_ledger, union_all
 from xinyong.engine.scores import feature_values, scores_of, subject_parts
+from xinyong.engine.timeline import COLUMNS as TIMELINE_COLUMNS
+from xinyong.engine.timeline import grade_periods, score_timeline
 from xinyong.packs.schema import Pack
 from xinyong.timeutil import now_utc, parse_instant
 
@@ -54,6 +56,9 @@ class Evaluation:
     reasons: ir.Table | None = None
     subjects: tuple[str, ...] | None = field(default=None)
     ledger: Ledger | None = field(default=None, repr=False)
+    #: With ``timeline=True``: every score and grade as valid-time intervals, and
+    #: ``consequences`` / ``list_entries`` with their full known periods.
+    score_timeline: ir.Table | None = None
 
 
 def _instant(value: Instant, default: datetime) -> datetime:
@@ -95,11 +100,20 @@ def evaluate(
     known_at: Instant = None,
     subjects: Iterable[str] | None = None,
     explain: bool = False,
+    timeline: bool = False,
 ) -> Evaluation:
     """Scores, list entries and consequences of every pack at ``as_of``, as known at
     ``known_at`` (both default to now). ``subjects`` restricts every output to those
     subject ids (the organizations they represent are read to find consequences
-    reaching them)."""
+    reaching them).
+
+    ``timeline``: the results at every instant, as known at ``known_at``
+    (engine/timeline.py): ``score_timeline`` holds the score intervals, ``scores``
+    the scores at ``as_of`` taken from them, ``list_entries`` every entry with the
+    period known at ``known_at`` (also those over by ``as_of``, also those whose
+    end occurred after it), ``consequences`` every period of every consequence."""
+    if timeline and explain:
+        raise ValueError("explain is a point evaluation; ask for a timeline without it")
     now = now_utc()
     t_as_of = _instant(as_of, now)
     t_known = _instant(known_at, now)
@@ -108,6 +122,8 @@ def evaluate(
 
         packs = installed_packs(store, t_as_of)
     chosen = tuple(packs)
+    if timeline:
+        return _timeline(store, chosen, t_as_of, t_known, subjects)
     led = open_ledger(store, t_as_of, t_known, subjects)
     scores, entries, cons, contribs, why = [], [], [], [], []
     for pack in chosen:
@@ -137,6 +153,46 @@ def evaluate(
         reasons=_only(_union(why, REASON_COLUMNS), led) if explain else None,
         subjects=led.subjects,
         ledger=led,
+    )
+
+
+def _at(t: ir.Table, as_of: datetime) -> ir.Table:
+    """The rows of a score timeline that hold at ``as_of``, as a scores table."""
+    now = t.filter(t.valid_from <= as_of, t.valid_to.isnull() | (t.valid_to > as_of))
+    return now.select("system", "subject_id", "score", "grade")
+
+
+def _timeline(
+    store: Any,
+    packs: tuple[Pack, ...],
+    as_of: datetime,
+    known_at: datetime,
+    subjects: Iterable[str] | None,
+) -> Evaluation:
+    # Every known record occurred at or before known_at (intake refuses conduct
+    # recorded before it occurred), so this ledger sees all of them.
+    led = replace(open_ledger(store, max(as_of, known_at), known_at, subjects), timeline=True)
+    lines, entries, cons = [], [], []
+    for pack in packs:
+        line = score_timeline(pack, led) if pack.score is not None else None
+        if line is not None:
+            lines.append(line)
+        pack_entries = list_entries(pack, led)
+        if pack_entries is not None:
+            entries.append(pack_entries)
+        periods = grade_periods(line) if line is not None else None
+        cons += consequences(pack, led, pack_entries, periods)
+    tl = _only(_union(lines, TIMELINE_COLUMNS), led)
+    return Evaluation(
+        as_of=as_of,
+        known_at=known_at,
+        packs=packs,
+        scores=_at(tl, as_of),
+        list_entries=_only(_union(entries, ENTRY_COLUMNS), led),
+        consequences=_only(_union(cons, CONSEQUENCE_COLUMNS), led),
+        subjects=led.subjects,
+        ledger=led,
+        score_timeline=tl,
     )
 
 
@@ -171,6 +227,8 @@ def _from_materialized(store: Any, evaluation: Evaluation) -> ir.Table:
     if evaluation.ledger is None:
         return evaluation.consequences
     entries, scores = store.table("list_entries"), store.table("scores")
+    if evaluation.ledger.timeline:
+        scores = grade_periods(store.table("score_timeline"))
     parts = []
     for pack in evaluation.packs:
         parts += consequences(
@@ -202,8 +260,16 @@ def materialize(store: Any, evaluation: Evaluation) -> int:
     backend = store.ibis
     runs = store.table("eval_runs")
     records = store.table("records")
+    timeline = evaluation.score_timeline is not None
     with _transaction(store):
-        backend.insert("scores", evaluation.scores, overwrite=True)
+        if evaluation.score_timeline is not None:
+            # Computed once: the scores at as_of are read back from the timeline.
+            backend.insert("score_timeline", evaluation.score_timeline, overwrite=True)
+            line = store.table("score_timeline")
+            backend.insert("scores", _at(line, evaluation.as_of), overwrite=True)
+        else:
+            backend.truncate_table("score_timeline")
+            backend.insert("scores", evaluation.scores, overwrite=True)
         backend.insert("list_entries", evaluation.list_entries, overwrite=True)
         # Consequences follow from the entries and scores just written: reading those
         # back keeps the query small instead of deriving them a second time.
@@ -218,6 +284,7 @@ def materialize(store: Any, evaluation: Evaluation) -> int:
             "known_at": [evaluation.known_at],
             "evaluated_at": [now_utc()],
             "last_batch": [None if last_batch is None or pd.isna(last_batch) else int(last_batch)],
+            "timeline": [timeline],
         }
         schema = ibis.schema(
             {
@@ -226,6 +293,7 @@ def materialize(store: Any, evaluation: Evaluation) -> int:
                 "known_at": "timestamp",
                 "evaluated_at": "timestamp",
                 "last_batch": "int64",
+                "timeline": "boolean",
             }
         )
         backend.insert("eval_runs", ibis.memtable(pa.table(row, schema=schema.to_pyarrow())))

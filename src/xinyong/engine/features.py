@@ -8,25 +8,25 @@ counts whole days (floor of elapsed seconds / 86400).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-from xinyong.engine.scope import age_at_instant, attr, both, condition
+from xinyong.engine.scope import age_at_instant, attr, both, condition, days_before
 from xinyong.packs.schema import Feature, ScorecardFeature
 
 
-def feature_filter(f: Feature, t: ir.Table, as_of: datetime) -> Any:
+def feature_filter(f: Feature, t: ir.Table, as_of: datetime | ir.Value) -> Any:
     cond = t.type.isin(list(f.types)) if f.types else None
     cond = both(cond, condition(f.when, t))
     if f.window_days is not None:
-        cond = both(cond, t.occurred_at >= as_of - timedelta(days=f.window_days))
+        cond = both(cond, t.occurred_at >= days_before(as_of, f.window_days))
     return cond if cond is not None else ibis.literal(True)
 
 
-def feature_metric(f: Feature, t: ir.Table, as_of: datetime) -> ir.Value:
+def feature_metric(f: Feature, t: ir.Table, as_of: datetime | ir.Value) -> ir.Value:
     """The grouped aggregate behind a feature (one column of the subject aggregate)."""
     cond = feature_filter(f, t, as_of)
     if f.aggregate == "count":
@@ -44,12 +44,13 @@ def feature_metric(f: Feature, t: ir.Table, as_of: datetime) -> ir.Value:
     return picked.nunique()  # distinct
 
 
-def feature_value(f: Feature, metric: ir.Value, as_of: datetime) -> ir.Value:
+def feature_value(f: Feature, metric: ir.Value, as_of: datetime | ir.Value) -> ir.Value:
     """Turn the aggregate into the feature value (float64)."""
     if f.aggregate == "age":
         return age_at_instant(metric, as_of).cast("float64")
     if f.aggregate == "days_since_last":
-        seconds = ibis.literal(as_of).epoch_seconds() - metric.epoch_seconds()
+        start = ibis.literal(as_of) if isinstance(as_of, datetime) else as_of
+        seconds = start.epoch_seconds() - metric.epoch_seconds()
         return (seconds / 86400).floor().cast("float64")
     if f.aggregate in ("count", "distinct"):
         return metric.fill_null(0).cast("float64")

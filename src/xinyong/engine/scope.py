@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -42,6 +42,31 @@ class Ledger:
     as_of: datetime
     known_at: datetime
     subjects: tuple[str, ...] | None
+    #: Timeline mode (engine/timeline.py): the record tables carry a column ``_at``,
+    #: the instant each row is evaluated at, instead of the one ``as_of``.
+    timeline: bool = False
+
+
+#: The column of the evaluation instant in timeline mode.
+AT = "_at"
+
+
+def subject_keys(led: Ledger) -> list[str]:
+    """What a subject aggregate groups by: the subject (and the instant, on a timeline)."""
+    return ["subject_id", AT] if led.timeline else ["subject_id"]
+
+
+def now(led: Ledger, t: ir.Table) -> Any:
+    """The instant a row of ``t`` is evaluated at: ``as_of`` (a literal), or the row's
+    ``_at`` column on a timeline."""
+    return t[AT] if led.timeline else led.as_of
+
+
+def days_before(instant: Any, days: int) -> Any:
+    """``instant`` minus ``days`` days of 24 hours (a literal stays a literal)."""
+    if isinstance(instant, datetime):
+        return instant - timedelta(days=days)
+    return instant - ibis.interval(days=days)
 
 
 def open_ledger(
@@ -109,8 +134,11 @@ def attr(t: ir.Table, name: str) -> ir.Value:
     return ibis.null()
 
 
-def age_at_instant(birth: ir.Value, instant: datetime) -> ir.Value:
-    """Full years on the Shanghai date of a fixed instant (NULL without a birth date)."""
+def age_at_instant(birth: ir.Value, instant: Any) -> ir.Value:
+    """Full years on the Shanghai date of a fixed instant (NULL without a birth date);
+    ``instant`` may also be a column (a timeline's ``_at``)."""
+    if not isinstance(instant, datetime):
+        return age_at_column(birth, instant)
     d = local_date(instant)
     later = (birth.month() * 100 + birth.day()) > (d.month * 100 + d.day)
     return ibis.literal(d.year) - birth.year() - ibis.cases((later, 1), else_=0)

@@ -18,7 +18,7 @@ occurred on or after its ``applies_from`` (default: the pack's effective date);
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import ibis
@@ -26,6 +26,7 @@ import ibis.expr.types as ir
 
 from xinyong.engine.features import bin_points, feature_metric, feature_value
 from xinyong.engine.scope import (
+    AT,
     CONSENT_GRANTED,
     CONSENT_WITHDRAWN,
     Ledger,
@@ -34,7 +35,10 @@ from xinyong.engine.scope import (
     attr,
     both,
     condition,
+    days_before,
+    now,
     record_resolver,
+    subject_keys,
 )
 from xinyong.packs.expressions import parse, to_ibis
 from xinyong.packs.schema import Pack, Score, ScoreRule
@@ -60,7 +64,7 @@ def rule_match(rule: ScoreRule, t: ir.Table, led: Ledger, *, since: date | None 
     if first is not None:
         cond = cond & (t.occurred_at >= local_midnight(first))
     if rule.window_days is not None:
-        cond = cond & (t.occurred_at >= led.as_of - timedelta(days=rule.window_days))
+        cond = cond & (t.occurred_at >= days_before(now(led, t), rule.window_days))
     if rule.multiplier is not None:
         cond = cond & rule_points(rule, t).notnull()
     return cond
@@ -79,15 +83,18 @@ def counted(rule: ScoreRule, led: Ledger, vis: ir.Table, *, since: date | None =
     t = vis.filter(rule_match(rule, vis, led, since=since))
     t = t.mutate(points=rule_points(rule, t))
     if rule.episode is not None:
-        t = _deepest_per_episode(rule, vis, t)
+        t = _deepest_per_episode(rule, led, vis, t)
     if rule.max_count is None:
         return t
-    w = ibis.window(group_by=t.subject_id, order_by=[t.occurred_at.desc(), t.record_id.desc()])
+    w = ibis.window(
+        group_by=[t[k] for k in subject_keys(led)],
+        order_by=[t.occurred_at.desc(), t.record_id.desc()],
+    )
     ranked = t.mutate(_rank=ibis.row_number().over(w))
     return ranked.filter(ranked._rank < rule.max_count).drop("_rank")
 
 
-def _deepest_per_episode(rule: ScoreRule, vis: ir.Table, t: ir.Table) -> ir.Table:
+def _deepest_per_episode(rule: ScoreRule, led: Ledger, vis: ir.Table, t: ir.Table) -> ir.Table:
     """Of the records of one episode (same subject and ``episode.key``, no ending record
     between them), the one with the most points in absolute value (ties: the most
     recent). An ending record at the same instant as a report closes the episode
@@ -97,17 +104,28 @@ def _deepest_per_episode(rule: ScoreRule, vis: ir.Table, t: ir.Table) -> ir.Tabl
     key = attr(t, ep.key).cast("string")
     t = t.mutate(_epkey=ibis.coalesce(key, "#" + t.record_id))
     enders = vis.filter(vis.type.isin(list(ep.ended_by)))
+    # On a timeline every row carries its instant: episodes are counted per instant.
+    at = led.timeline
     enders = enders.select(
-        _esid=enders.subject_id, _ekey=attr(enders, ep.key).cast("string"), _eocc=enders.occurred_at
+        _esid=enders.subject_id,
+        _ekey=attr(enders, ep.key).cast("string"),
+        _eocc=enders.occurred_at,
+        _eat=enders[AT] if at else ibis.literal(0),
     )
-    pairs = t.select(_rid=t.record_id, _sid=t.subject_id, _k=t._epkey, _occ=t.occurred_at)
-    pairs = pairs.left_join(
-        enders, [pairs._sid == enders._esid, pairs._k == enders._ekey, enders._eocc < pairs._occ]
+    pairs = t.select(
+        _rid=t.record_id,
+        _sid=t.subject_id,
+        _k=t._epkey,
+        _occ=t.occurred_at,
+        _pat=t[AT] if at else ibis.literal(0),
     )
-    episodes = pairs.group_by("_rid").aggregate(_episode=pairs._eocc.count())
-    t = t.left_join(episodes, t.record_id == episodes._rid).drop("_rid")
+    on = [pairs._sid == enders._esid, pairs._k == enders._ekey, enders._eocc < pairs._occ]
+    pairs = pairs.left_join(enders, [*on, pairs._pat == enders._eat] if at else on)
+    episodes = pairs.group_by(["_rid", "_pat"]).aggregate(_episode=pairs._eocc.count())
+    on = [t.record_id == episodes._rid]
+    t = t.left_join(episodes, [*on, t[AT] == episodes._pat] if at else on).drop("_rid", "_pat")
     w = ibis.window(
-        group_by=[t.subject_id, t._epkey, t._episode],
+        group_by=[t.subject_id, t._epkey, t._episode, *([t[AT]] if at else [])],
         order_by=[t.points.abs().desc(), t.occurred_at.desc(), t.record_id.desc()],
     )
     t = t.mutate(_deep=ibis.row_number().over(w))
@@ -126,11 +144,11 @@ def _aggregate(pack: Pack, led: Ledger, vis: ir.Table, metrics: dict[str, Any]) 
             base[name] = ibis.cases((hit, vis.occurred_at), else_=None).max()
     if score.min_history is not None:
         hist = score.min_history
-        old_enough = add_local(vis.occurred_at, ibis.interval(months=hist.months)) <= led.as_of
+        old_enough = add_local(vis.occurred_at, ibis.interval(months=hist.months)) <= now(led, vis)
         base["_history"] = ibis.cases(
             (vis.type.isin(list(hist.types)) & old_enough, 1), else_=0
         ).sum()
-    agg = vis.group_by("subject_id").aggregate(**base, **metrics)
+    agg = vis.group_by(subject_keys(led)).aggregate(**base, **metrics)
     return agg.filter(eligible(score, agg, led))
 
 
@@ -138,10 +156,12 @@ def feature_values(pack: Pack, led: Ledger, vis: ir.Table) -> ir.Table:
     """subject_id plus one float64 column per feature (named by its id), scored subjects only."""
     score = pack.score
     assert score is not None
-    metrics = {f"_m{i}": feature_metric(f, vis, led.as_of) for i, f in enumerate(score.features)}
+    metrics = {
+        f"_m{i}": feature_metric(f, vis, now(led, vis)) for i, f in enumerate(score.features)
+    }
     agg = _aggregate(pack, led, vis, metrics)
     values = {
-        f.id: feature_value(f, agg[f"_m{i}"], led.as_of) for i, f in enumerate(score.features)
+        f.id: feature_value(f, agg[f"_m{i}"], now(led, agg)) for i, f in enumerate(score.features)
     }
     return agg.select(subject_id=agg.subject_id, **values)
 
@@ -156,7 +176,7 @@ def subject_parts(pack: Pack, led: Ledger, vis: ir.Table) -> tuple[ir.Table, lis
     features = {f.id: f for f in score.features}
     if score.scorecard is not None:
         for i, sf in enumerate(score.scorecard.features):
-            metrics[f"_m{i}"] = feature_metric(features[sf.feature], vis, led.as_of)
+            metrics[f"_m{i}"] = feature_metric(features[sf.feature], vis, now(led, vis))
     else:
         for i, rule in enumerate(score.rules):
             since = pack.applies_from(rule)
@@ -165,16 +185,25 @@ def subject_parts(pack: Pack, led: Ledger, vis: ir.Table) -> tuple[ir.Table, lis
                 metrics[f"_s{i}"] = ibis.cases((hit, rule_points(rule, vis)), else_=None).sum()
             else:
                 c = counted(rule, led, vis, since=since)
-                ranked.append((f"_s{i}", c.group_by("subject_id").aggregate(_v=c.points.sum())))
+                ranked.append(
+                    (f"_s{i}", c.group_by(subject_keys(led)).aggregate(_v=c.points.sum()))
+                )
     agg = _aggregate(pack, led, vis, metrics)
     for col, sums in ranked:
-        sums = sums.rename(_sid="subject_id")
-        agg = agg.left_join(sums, agg.subject_id == sums._sid).drop("_sid").rename({col: "_v"})
+        if led.timeline:
+            sums = sums.rename(_sid="subject_id", _sat=AT)
+            on = [agg.subject_id == sums._sid, agg[AT] == sums._sat]
+            agg = agg.left_join(sums, on).drop("_sid", "_sat").rename({col: "_v"})
+        else:
+            sums = sums.rename(_sid="subject_id")
+            agg = agg.left_join(sums, agg.subject_id == sums._sid).drop("_sid").rename({col: "_v"})
     out: dict[str, Any] = {"subject_id": agg.subject_id}
+    if led.timeline:
+        out[AT] = agg[AT]
     if score.scorecard is not None:
         for i, sf in enumerate(score.scorecard.features):
             f = features[sf.feature]
-            value = feature_value(f, agg[f"_m{i}"], led.as_of)
+            value = feature_value(f, agg[f"_m{i}"], now(led, agg))
             out[f"p{i}"] = bin_points(sf, value)
             best = max((b.points for b in sf.bins), default=0.0)
             parts.append(Part(f"p{i}", f.id, f.dimension, f.description, best))
@@ -191,7 +220,7 @@ def subject_parts(pack: Pack, led: Ledger, vis: ir.Table) -> tuple[ir.Table, lis
 def eligible(score: Score, agg: ir.Table, led: Ledger) -> Any:
     cond = agg._kind.isin(list(score.subject_kinds))
     if score.min_age is not None:
-        old_enough = (age_at_instant(agg._birth, led.as_of) >= score.min_age).fill_null(False)
+        old_enough = (age_at_instant(agg._birth, now(led, agg)) >= score.min_age).fill_null(False)
         cond = cond & ((agg._kind != "person") | old_enough)
     if score.consent_required:
         cond = cond & (
@@ -213,7 +242,10 @@ def scores_of(pack: Pack, parts: ir.Table, spec: list[Part]) -> ir.Table:
     if score.min_score is not None or score.max_score is not None:
         total = total.clip(score.min_score, score.max_score)
     value = total.cast("float64")
-    t = parts.select(system=ibis.literal(pack.system), subject_id=parts.subject_id, score=value)
+    at = {AT: parts[AT]} if AT in parts.columns else {}
+    t = parts.select(
+        system=ibis.literal(pack.system), subject_id=parts.subject_id, **at, score=value
+    )
     return t.mutate(grade=grade_of(score, t.score))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from xinyong.ledger import generation
 from xinyong.ledger.duplicates import duplicates_and_revocations
 from xinyong.ledger.readers import Reject
 from xinyong.ledger.store import Store, record_columns, registered
@@ -153,6 +154,8 @@ def commit_batch(
             [batch_id, file, stamp, result.accepted, result.duplicates, len(rejects)],
         )
         write_report(batch_id)
+        # Before COMMIT: a published snapshot stops answering before the batch counts.
+        generation.advance(store.path)
         if _before_commit is not None:
             _before_commit()
         con.execute("COMMIT")

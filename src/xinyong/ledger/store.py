@@ -17,13 +17,16 @@ records        one row per accepted record, never updated or deleted
 sources        source_id, kind, registered_at
 batches        batch_id, file, recorded_at, accepted, duplicates, rejected
 packs          system, version, effective_from, body (YAML text), sha256, installed_at
-eval_runs      the materialized evaluation: run_id, as_of, known_at, evaluated_at, last_batch
-scores         system, subject_id, score, grade                     (latest run)
+eval_runs      the materialized evaluation: run_id, as_of, known_at, evaluated_at, last_batch,
+               timeline (whether the run materialized timelines)
+scores         system, subject_id, score, grade                     (latest run, at as_of)
+score_timeline system, subject_id, valid_from, valid_to (NULL: open), score, grade
+               (latest run: every instant, as known at known_at)
 list_entries   system, list_id, subject_id, key, entry_record_id, occurred_at, start_at,
                end_at, end_reason, ending_record_id                 (latest run)
 consequences   system, subject_id, service, effect, rule_id, basis_kind ('list'|'grade'),
                basis_id, legal_basis, since, until, remedy, via_relation, via_subject
-                                                                    (latest run)
+                                                  (latest run; with timeline: every period)
 
 meta           key, value: `format` = 'xinyong-registry' (the marker that this file is a
                registry) and `schema_version` (see MIGRATIONS)
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
 
 #: The marker in `meta` that says a DuckDB file is a xinyong registry.
 FORMAT = "xinyong-registry"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: DuckDB writes this at byte 8 of every database file: checked before connecting,
 #: so that DuckDB is never handed (and never writes into) a file of another kind.
@@ -130,8 +133,11 @@ _FIXED_TABLES = {
     "body VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, installed_at TIMESTAMP NOT NULL, "
     "PRIMARY KEY (system, version)",
     "eval_runs": "run_id BIGINT PRIMARY KEY, as_of TIMESTAMP NOT NULL, "
-    "known_at TIMESTAMP NOT NULL, evaluated_at TIMESTAMP NOT NULL, last_batch BIGINT",
+    "known_at TIMESTAMP NOT NULL, evaluated_at TIMESTAMP NOT NULL, last_batch BIGINT, "
+    "timeline BOOLEAN",
     "scores": "system VARCHAR NOT NULL, subject_id VARCHAR NOT NULL, score DOUBLE, grade VARCHAR",
+    "score_timeline": "system VARCHAR NOT NULL, subject_id VARCHAR NOT NULL, "
+    "valid_from TIMESTAMP NOT NULL, valid_to TIMESTAMP, score DOUBLE, grade VARCHAR",
     "list_entries": "system VARCHAR NOT NULL, list_id VARCHAR NOT NULL, "
     "subject_id VARCHAR NOT NULL, key VARCHAR, entry_record_id VARCHAR NOT NULL, "
     "occurred_at TIMESTAMP NOT NULL, start_at TIMESTAMP NOT NULL, end_at TIMESTAMP, "
@@ -337,7 +343,16 @@ MIGRATIONS: dict[int, tuple[str, Callable[[Store], None]]] = {
         "mark the file as a xinyong registry; add tables and catalog columns it lacks",
         Store.ensure_schema,
     ),
+    2: (
+        "add the score timeline; runs made before it answer by replay until the next evaluate",
+        lambda store: _add_timelines(store),
+    ),
 }
+
+
+def _add_timelines(store: Store) -> None:
+    store.sql.execute("ALTER TABLE eval_runs ADD COLUMN IF NOT EXISTS timeline BOOLEAN")
+    store.ensure_schema()
 
 
 def migrate(path: str | Path, *, wait: float | None = None) -> list[tuple[int, str]]:

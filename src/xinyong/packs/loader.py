@@ -51,6 +51,9 @@ def install_pack(store: Store, path: str | Path) -> Pack:
                 " content; give the changed pack a new version"
             )
         return pack
+    from xinyong.ledger import generation
+
+    generation.advance(store.path)  # a published snapshot stops answering
     store.sql.execute(
         "INSERT INTO packs VALUES (?, ?, ?, ?, ?, ?)",
         [pack.system, pack.meta.version, pack.meta.effective_from, text, digest, now_utc()],

@@ -348,13 +348,14 @@ class _CaseRun:
 
         at = _expected_instant(exp.at)
         if any(self._known(exp, c.known_at) is None for c in exp.checks):
-            # Checks at this instant with everything known: materialize the evaluation
-            # as of the instant, so that they take the fast path (the consequence index
-            # a service provider reads) instead of one replay each, and so that no
-            # earlier materialized run (as of another instant) answers them.
+            # Checks with everything known: materialize the timelines (once for all the
+            # case's instants), so that they take the fast path (the consequence index
+            # a service provider reads) instead of one replay each.
+            from xinyong.checks.questions import _fast_path
             from xinyong.engine import evaluate, materialize
 
-            materialize(store, evaluate(store, as_of=at))
+            if not _fast_path(store, at, None):
+                materialize(store, evaluate(store, as_of=at, timeline=True))
         for c in exp.checks:
             known_at = self._known(exp, c.known_at)
             label = self._label(c.subject, f"service {c.service}", known_at)

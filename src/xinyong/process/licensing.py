@@ -23,6 +23,7 @@ from datetime import date, datetime
 
 from xinyong.catalog.identifiers import parse_subject_id
 from xinyong.catalog.vocabulary import attribute_column
+from xinyong.ledger import generation
 from xinyong.ledger.store import Store
 from xinyong.timeutil import local_date, now_utc, to_local_iso
 
@@ -82,6 +83,7 @@ def bind(store: Store, system: str, operator_id: str, *, by: str) -> str:
     if parsed.kind != "organization":
         raise ValueError(f"operator {operator_id}: a licence holder is an organization")
     _ensure(store)
+    generation.advance(store.path)  # a published snapshot stops answering
     store.sql.execute(
         "INSERT OR REPLACE INTO licensed_systems VALUES (?, ?, ?, ?)",
         [system, parsed.value, now_utc(), by],

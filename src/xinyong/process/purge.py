@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from xinyong.engine.retention import rule_by_type, with_retention_end
 from xinyong.engine.scope import in_scope, open_ledger
+from xinyong.ledger import generation
 from xinyong.ledger.store import Store
 from xinyong.packs import installed_packs
 from xinyong.process.licensing import has_table
@@ -156,6 +157,7 @@ def purge(store: Store, now: datetime | None = None, *, dry_run: bool = False) -
                 "DELETE FROM records WHERE record_id IN (SELECT record_id FROM _xin_purged)"
             )
             store.sql.execute("INSERT INTO tombstones SELECT * FROM _xin_purged")
+            generation.advance(store.path)  # a published snapshot stops answering
             store.sql.execute("COMMIT")
         except BaseException:
             store.sql.execute("ROLLBACK")

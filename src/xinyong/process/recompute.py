@@ -3,7 +3,8 @@
 The one place a due-process decision refreshes derived results (so that a change of
 how results are materialized is merged here only): the subjects, and the persons
 their results reach along legal-role relations, are evaluated again with the
-latest run's ``as_of`` and everything known now, and their rows in ``scores``,
+latest run's ``as_of`` and everything known now (as timelines when the run
+materialized timelines), and their rows in ``scores``, ``score_timeline``,
 ``list_entries`` and ``consequences`` are replaced in one transaction; no full
 evaluation. When the run was current before the decision's batch, it stays current
 (its ``last_batch`` moves to include that batch); otherwise it stays stale and checks
@@ -20,7 +21,7 @@ from xinyong.checks.index import latest_run
 from xinyong.ledger.store import Store
 from xinyong.timeutil import now_utc
 
-_TABLES = ("scores", "list_entries", "consequences")
+_TABLES = ("scores", "score_timeline", "list_entries", "consequences")
 
 
 def related_subjects(store: Store, subjects: Iterable[str]) -> list[str]:
@@ -54,9 +55,12 @@ def recompute_subjects(
         as_of=run.as_of,
         known_at=now_utc(),
         subjects=related,
+        timeline=bool(run.timeline),
     )
+    line = evaluation.score_timeline
     frames = {
         "scores": evaluation.scores.to_pyarrow(),
+        "score_timeline": None if line is None else line.to_pyarrow(),
         "list_entries": evaluation.list_entries.to_pyarrow(),
         "consequences": evaluation.consequences.to_pyarrow(),
     }
@@ -66,7 +70,7 @@ def recompute_subjects(
         for table in _TABLES:
             store.sql.execute(f"DELETE FROM {table} WHERE subject_id IN ({marks})", related)
             frame = frames[table]
-            if frame.num_rows:
+            if frame is not None and frame.num_rows:
                 store.sql.register("_xin_recompute", frame)
                 cols = ", ".join(frame.column_names)
                 store.sql.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _xin_recompute")
