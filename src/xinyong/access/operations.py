@@ -39,12 +39,34 @@ from xinyong.access.gate import (
 )
 from xinyong.access.permissions import Refused
 from xinyong.access.principals import Principal
+from xinyong.access.reads import (
+    MAX_BULK_CHECKS,
+    NotFound,
+    check_many,
+    lint_pack,
+    list_packs,
+    list_runs,
+    list_sources,
+    pack_text,
+    result_counts,
+    show_pack,
+)
 from xinyong.ledger.store import Store
 from xinyong.process import inquiries, licensing
 from xinyong.process import purge as retention_purge
 from xinyong.timeutil import now_utc, to_local_iso
 
 __all__ = [
+    "MAX_BULK_CHECKS",
+    "NotFound",
+    "check_many",
+    "lint_pack",
+    "list_packs",
+    "list_runs",
+    "list_sources",
+    "pack_text",
+    "result_counts",
+    "show_pack",
     "Refused",
     "Registry",
     "add_principal",

@@ -137,6 +137,48 @@ class AuditChain:
                 os.close(fd)
         return entry
 
+    def append_many(self, events: list[dict[str, Any]], *, at: datetime | None = None) -> int:
+        """Write several entries (each a dict of ``append``'s keyword arguments) with one
+        write and one ``fsync`` under one lock: a bulk check audits every subject it
+        answered without paying a disk flush per subject. Returns how many were written."""
+        if not events:
+            return 0
+        stamp = to_local_iso(at or now_utc()) or ""
+        with self._locked():
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                seq, prev = self._tail(fd)
+                lines = []
+                for event in events:
+                    seq += 1
+                    body = {
+                        "seq": seq,
+                        "at": stamp,
+                        "principal": event["principal"],
+                        "role": event["role"],
+                        "action": event["action"],
+                        "subject": event.get("subject"),
+                        "purpose": event.get("purpose"),
+                        "outcome": event["outcome"],
+                        "detail": event.get("detail") or {},
+                        "prev": prev,
+                    }
+                    # the same canonical form as AuditEntry.body_digest, without a model
+                    # per entry (100 k of them in one bulk check)
+                    text = json.dumps(
+                        body, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+                    )
+                    prev = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                    body["hash"] = prev
+                    lines.append(
+                        json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                    )
+                os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return len(events)
+
     @staticmethod
     def _tail(fd: int) -> tuple[int, str]:
         """(seq, hash) of the last complete entry; cuts off a torn last line."""

@@ -133,9 +133,9 @@ def sources_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
             "SELECT source_id, kind, registered_at FROM sources ORDER BY source_id"
         ).fetchall()
     if json:
-        emit_json(
-            [{"source_id": s, "kind": k, "registered_at": to_local_iso(t)} for s, k, t in rows]
-        )
+        from xinyong.access import shapes
+
+        emit_json(shapes.source_rows(rows))
         return
     table = Table("source", "kind", "registered")
     for s, k, t in rows:
@@ -203,14 +203,9 @@ def import_(
             batch_rows=batch_rows,
             on_batch=committed,
         )
-    payload: dict[str, Any] = {
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "rejected": result.rejected,
-        "rejects_file": str(result.rejects_file) if result.rejects_file else None,
-    }
-    if batch_rows is not None:
-        payload["batches"] = result.batches
+    from xinyong.access import shapes
+
+    payload = shapes.import_result(result, batches=batch_rows is not None)
     if json:
         emit_json(payload)
     else:
@@ -272,22 +267,9 @@ def evaluate(
 
 
 def _result_counts(store: Any, as_of: Any) -> dict[str, Any]:
-    systems: dict[str, dict[str, int]] = {}
-    queries = {
-        "scores": ("SELECT system, count(*) FROM scores GROUP BY system", []),
-        "entries": ("SELECT system, count(*) FROM list_entries GROUP BY system", []),
-        "active": (
-            "SELECT system, count(*) FROM list_entries WHERE start_at <= ? "
-            "AND (end_at IS NULL OR end_at > ?) GROUP BY system",
-            [as_of, as_of],
-        ),
-        "consequences": ("SELECT system, count(*) FROM consequences GROUP BY system", []),
-    }
-    for key, (sql, params) in queries.items():
-        for system, n in store.sql.execute(sql, params).fetchall():
-            systems.setdefault(system, {"scores": 0, "entries": 0, "active": 0, "consequences": 0})
-            systems[system][key] = n
-    return {"systems": systems}
+    from xinyong.access.reads import result_counts
+
+    return result_counts(store, as_of)
 
 
 @app.command()
@@ -429,18 +411,9 @@ def packs_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
             "ORDER BY system, effective_from"
         ).fetchall()
     if json:
-        emit_json(
-            [
-                {
-                    "system": s,
-                    "version": v,
-                    "effective_from": str(e),
-                    "sha256": h,
-                    "installed_at": to_local_iso(i),
-                }
-                for s, v, e, h, i in rows
-            ]
-        )
+        from xinyong.access import shapes
+
+        emit_json(shapes.pack_rows(rows))
         return
     table = Table("system", "version", "effective from", "sha256")
     for s, v, e, h, _ in rows:
@@ -492,17 +465,9 @@ def packs_lint(
     findings = lint(pack)
     errors = [f for f in findings if f.level == "error"]
     if json:
-        emit_json(
-            {
-                "file": str(file),
-                "system": pack.system,
-                "errors": len(errors),
-                "warnings": len(findings) - len(errors),
-                "findings": [
-                    {"level": f.level, "rule_id": f.rule_id, "message": f.message} for f in findings
-                ],
-            }
-        )
+        from xinyong.access import shapes
+
+        emit_json(shapes.lint_result(str(file), pack, findings))
     else:
         for f in findings:
             colour = "red" if f.level == "error" else "yellow"
@@ -531,12 +496,9 @@ def packs_install(
         pack = ops.install_pack(reg, who, file)
         with reg.store() as store:
             new = store.sql.execute(count).fetchone()[0] > before
-    payload = {
-        "system": pack.system,
-        "version": pack.meta.version,
-        "effective_from": str(pack.meta.effective_from),
-        "installed": new,
-    }
+    from xinyong.access import shapes
+
+    payload = shapes.installed_pack(pack, new)
     if json:
         emit_json(payload)
     else:
