@@ -204,7 +204,8 @@ def public_search(request: Request, q: str = "") -> Response:
         columns: list[str] = []
         for r in results or []:
             for k in r:
-                if k not in columns and k not in ("system", "list"):
+                # masked_id repeats subject_id (masked too): one column is enough
+                if k not in columns and k not in ("system", "list", "list_name", "masked_id"):
                     columns.append(k)
         return render(request, "public.html.j2", q=text, results=results, columns=columns)
 
