@@ -5,6 +5,7 @@ serious or critical violation on any page; screenshots go to out/browser/."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -19,8 +20,11 @@ from web_support import CASE_NO, CLEAN, LISTED, build_registry
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[1] / "out" / "browser"
 
+# Under CI (.ci/run installs chromium) a missing browser fails the tests; elsewhere
+# they are skipped with the reason.
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"
+    not CHROMIUM.exists() and not os.environ.get("CI"),
+    reason="needs Debian's chromium (apt-get install chromium)",
 )
 
 
