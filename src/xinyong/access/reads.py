@@ -161,11 +161,14 @@ def check_many(
     if len(subjects) > MAX_BULK_CHECKS:
         raise ValueError(f"subjects: {len(subjects)} given, at most {MAX_BULK_CHECKS} per request")
     normalized: list[str] = []
+    seen: dict[str, str] = {}
     for i, text in enumerate(subjects):
-        try:
-            normalized.append(normalize_subject(text))
-        except ValueError as exc:
-            raise ValueError(f"subjects[{i}]: {exc}") from None
+        if text not in seen:
+            try:
+                seen[text] = normalize_subject(text)
+            except ValueError as exc:
+                raise ValueError(f"subjects[{i}]: {exc}") from None
+        normalized.append(seen[text])
     _check_service(service)
     for subject in dict.fromkeys(normalized):
         allow(reg, who, "check", subject=subject, service=service)
