@@ -263,3 +263,34 @@ def test_public_search_shows_only_masked_identifiers(served: Any) -> None:
     text = answer.text
     assert LISTED not in text  # never the full identity number
     assert "results" in answer.json()
+
+
+def test_serve_refuses_what_is_not_a_registry(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from xinyong.cli import _register, app
+
+    _register()
+    fake = tmp_path / "x.duckdb"
+    fake.write_text("not a registry")
+    result = CliRunner().invoke(app, ["serve", "--db", str(fake)])
+    assert result.exit_code == 1
+    missing = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "none.duckdb")])
+    assert missing.exit_code == 1 and "no registry" in missing.output
+
+
+def test_a_write_after_held_reads_and_reads_after_it(served: Any) -> None:
+    """Readers hold read-only stores; a write closes them first, reads reopen after."""
+    client, _, keys = served
+    for _ in range(3):
+        assert client.get(f"/v1/checks/{CLEAN}/flight", headers=auth(keys, "service")).is_success
+    run = client.get("/v1/runs", headers=auth(keys, "operator"))
+    assert run.is_success
+    added = client.post(
+        "/v1/sources",
+        json={"source_id": "city:rongcheng-test", "kind": "city"},
+        headers=auth(keys, "operator"),
+    )
+    assert added.status_code == 201
+    sources = client.get("/v1/sources", headers=auth(keys, "operator")).json()
+    assert "city:rongcheng-test" in {s["source_id"] for s in sources}

@@ -65,6 +65,21 @@ class Registry:
             if store is not self._open:
                 store.close()
 
+    def hold(self, *, read_only: bool = False) -> None:
+        """Keep a store open until ``release`` (a server's reader thread holds one
+        read-only store, so that a read does not open the file anew)."""
+        if self._open is None:
+            if not self.db.exists():
+                raise FileNotFoundError(
+                    f"no registry at {self.db}; create one with `xinyong init --db {self.db}`"
+                )
+            self._open = Store(self.db, read_only=read_only)
+
+    def release(self) -> None:
+        if self._open is not None:
+            store, self._open = self._open, None
+            store.close()
+
     @contextmanager
     def holding(self) -> Iterator[Registry]:
         """Keep the store open across several operations."""

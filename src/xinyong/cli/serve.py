@@ -94,6 +94,7 @@ def serve(
         for name, role, key in demo_keys(db, _a_listed_subject(db)):
             console.print(f"  {name:18} {role:12} {key}", highlight=False, markup=False)
     os.environ["XINYONG_SERVE_DB"] = str(db.resolve())
+    os.environ["XINYONG_SERVE_WORKERS"] = str(workers)
     os.environ.setdefault("XINYONG_SESSION_SECRET", secrets.token_hex(32))
     if insecure_cookies:
         os.environ["XINYONG_INSECURE_COOKIES"] = "1"

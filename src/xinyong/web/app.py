@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,11 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(
-    db: str | Path, *, session_secret: str | None = None, secure_cookies: bool = True
+    db: str | Path,
+    *,
+    session_secret: str | None = None,
+    secure_cookies: bool = True,
+    hold_readers: bool = True,
 ) -> FastAPI:
     """The app serving the registry at ``db``. ``session_secret`` signs the pages'
     session cookies (all workers of one server must share it; a random one by
@@ -31,7 +37,13 @@ def create_app(
     from xinyong import __version__
     from xinyong.web.api import ROUTERS
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.xinyong.release_readers()  # close the held reader stores
+
     app = FastAPI(
+        lifespan=lifespan,
         title="xinyong",
         version=__version__,
         description="A rule-of-law social-credit registry. Every endpoint authenticates "
@@ -40,7 +52,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.xinyong = ServerState(Path(db))
+    app.state.xinyong = ServerState(Path(db), hold_readers=hold_readers)
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router)

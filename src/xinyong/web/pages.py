@@ -199,8 +199,8 @@ def public_search(request: Request, q: str = "") -> Response:
         text = q.strip()[:200]
         if text:
             who = _who(request) or VISITOR
-            with _state(request).lock.writing():
-                results = ops.public_search(_state(request).reg, who, text)
+            with _state(request).writing() as reg:
+                results = ops.public_search(reg, who, text)
         columns: list[str] = []
         for r in results or []:
             for k in r:
@@ -241,8 +241,8 @@ def my_report(request: Request, csrf: str = Form(""), format: str = Form("html")
         if format not in ("html", "pdf"):
             raise ValueError(f"format {format!r}: html or pdf")
         state = _state(request)
-        with state.lock.writing():
-            built = ops.subject_report(state.reg, who, who.subject_id or "")
+        with state.writing() as reg:
+            built = ops.subject_report(reg, who, who.subject_id or "")
         html = render_html(built)
         if format == "html":
             return HTMLResponse(html)
@@ -287,8 +287,8 @@ def desk_check(
     def go() -> Response:
         _check_csrf(request, csrf)
         state = _state(request)
-        with state.lock.reading():
-            answer = ops.check(state.reg, who, subject.strip(), service)
+        with state.reading() as reg:
+            answer = ops.check(reg, who, subject.strip(), service)
         return render(
             request,
             "desk.html.j2",
@@ -312,15 +312,15 @@ def console(request: Request) -> Response:
         from xinyong.packs.lint import lint
 
         state = _state(request)
-        with state.lock.reading():
-            packs = shapes.pack_rows(ops.list_packs(state.reg, who))
+        with state.reading() as reg:
+            packs = shapes.pack_rows(ops.list_packs(reg, who))
             for p in packs:
-                pack = ops.show_pack(state.reg, who, p["system"], p["version"])
+                pack = ops.show_pack(reg, who, p["system"], p["version"])
                 findings = lint(pack)
                 p["errors"] = sum(1 for f in findings if f.level == "error")
                 p["warnings"] = len(findings) - p["errors"]
-            sources = _optional(lambda: shapes.source_rows(ops.list_sources(state.reg, who)))
-            runs = _optional(lambda: shapes.run_rows(ops.list_runs(state.reg, who)))
+            sources = _optional(lambda: shapes.source_rows(ops.list_sources(reg, who)))
+            runs = _optional(lambda: shapes.run_rows(ops.list_runs(reg, who)))
         return render(request, "console.html.j2", packs=packs, sources=sources, runs=runs)
 
     return _guarded(request, go)
@@ -347,19 +347,19 @@ def console_pack(
         from xinyong.packs.lint import lint
 
         state = _state(request)
-        with state.lock.reading():
+        with state.reading() as reg:
             versions = [
-                p for p in shapes.pack_rows(ops.list_packs(state.reg, who)) if p["system"] == system
+                p for p in shapes.pack_rows(ops.list_packs(reg, who)) if p["system"] == system
             ]
             if not versions:
                 raise ops.NotFound(f"no pack {system!r} is installed")
             chosen = version or versions[-1]["version"]
-            pack = ops.show_pack(state.reg, who, system, chosen)
+            pack = ops.show_pack(reg, who, system, chosen)
             findings = lint(pack)
             diff = None
             if against:
-                old = ops.pack_text(state.reg, who, system, against).splitlines()
-                new = ops.pack_text(state.reg, who, system, chosen).splitlines()
+                old = ops.pack_text(reg, who, system, against).splitlines()
+                new = ops.pack_text(reg, who, system, chosen).splitlines()
                 diff = _diff(old, new, f"{system} {against}", f"{system} {chosen}")
         return render(
             request,
@@ -401,8 +401,8 @@ def console_statistics(request: Request, start: str = "", end: str = "") -> Resp
         d_start = date.fromisoformat(start) if start else date(today.year - 3, 1, 1)
         d_end = date.fromisoformat(end) if end else today
         state = _state(request)
-        with state.lock.writing():  # statistics opens the registry read-write
-            summary = Summary(**ops.statistics(state.reg, who, d_start, d_end))
+        with state.writing() as reg:  # statistics opens the registry read-write
+            summary = Summary(**ops.statistics(reg, who, d_start, d_end))
         return render(
             request,
             "console_statistics.html.j2",

@@ -59,19 +59,83 @@ class ReadWriteLock:
 
 
 @dataclass
+class _FileGate:
+    """What one process shares for one registry file, whatever number of apps serve it:
+    the readers-writer lock and the readers' held stores (DuckDB's rule is per process)."""
+
+    lock: ReadWriteLock = field(default_factory=ReadWriteLock)
+    local: threading.local = field(default_factory=threading.local)
+    readers: list[ops.Registry] = field(default_factory=list)
+    readers_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_GATES: dict[Path, _FileGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _gate(db: Path) -> _FileGate:
+    with _GATES_LOCK:
+        return _GATES.setdefault(db.resolve(), _FileGate())
+
+
+@dataclass
 class ServerState:
     db: Path
+    #: hold one read-only store per reader thread (one worker process); with several
+    #: worker processes each read opens the file, so that a writer in one process is
+    #: not locked out by the readers another holds
+    hold_readers: bool = True
     reg: ops.Registry = field(init=False)
-    lock: ReadWriteLock = field(default_factory=ReadWriteLock)
     #: sha256(key) -> principal, for keys the principal book accepted; dropped
     #: whenever the book changes (a revocation takes effect on the next request)
     _keys: dict[str, Principal] = field(default_factory=dict)
     _book_stamp: tuple[int, int] | None = None
     _keys_lock: threading.Lock = field(default_factory=threading.Lock)
+    _file: _FileGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.db = Path(self.db)
         self.reg = ops.Registry(self.db)
+        self._file = _gate(self.db)
+
+    @property
+    def lock(self) -> ReadWriteLock:
+        return self._file.lock
+
+    @contextmanager
+    def reading(self) -> Iterator[ops.Registry]:
+        """A registry for a read: this thread's, holding its read-only store open
+        across requests (opening the file costs more than a check's queries)."""
+        with self.lock.reading():
+            if not self.hold_readers:
+                yield self.reg
+                return
+            reg = getattr(self._file.local, "reg", None)
+            if reg is None:
+                reg = ops.Registry(self.db)
+                self._file.local.reg = reg
+                with self._file.readers_lock:
+                    self._file.readers.append(reg)
+            reg.hold(read_only=True)
+            yield reg
+
+    @contextmanager
+    def writing(self) -> Iterator[ops.Registry]:
+        """The registry for a write: every reader's held store is closed first (one
+        process opens the file one way at a time); readers reopen after."""
+        with self.lock.writing():
+            self._release()
+            yield self.reg
+
+    def release_readers(self) -> None:
+        """Close every held reader store (at shutdown, or before another process writes)."""
+        with self.lock.writing():
+            self._release()
+
+    def _release(self) -> None:
+        with self._file.readers_lock:
+            for reg in self._file.readers:
+                reg.release()
 
     def _stamp(self) -> tuple[int, int] | None:
         try:

@@ -44,14 +44,14 @@ def me(who: Caller) -> Any:
 
 @router.get("/sources", summary="Registered sources", response_model=list[dict[str, Any]])
 def list_sources(state: State, who: Caller) -> Any:
-    with state.lock.reading():
-        return JSONResponse(shapes.source_rows(ops.list_sources(state.reg, who)))
+    with state.reading() as reg:
+        return JSONResponse(shapes.source_rows(ops.list_sources(reg, who)))
 
 
 @router.post("/sources", summary="Register a source", status_code=201)
 def add_source(body: SourceIn, state: State, who: Caller) -> dict[str, str]:
-    with state.lock.writing():
-        ops.register_source(state.reg, who, body.source_id, body.kind)
+    with state.writing() as reg:
+        ops.register_source(reg, who, body.source_id, body.kind)
     return {"source_id": body.source_id, "kind": body.kind}
 
 
@@ -103,8 +103,8 @@ def revoke(name: str, state: State, who: Caller, key_id: str | None = None) -> A
 
 @router.get("/runs", summary="Evaluation runs, newest first", response_model=list[dict[str, Any]])
 def list_runs(state: State, who: Caller) -> Any:
-    with state.lock.reading():
-        return JSONResponse(shapes.run_rows(ops.list_runs(state.reg, who)))
+    with state.reading() as reg:
+        return JSONResponse(shapes.run_rows(ops.list_runs(reg, who)))
 
 
 @router.post(
@@ -121,9 +121,9 @@ def evaluate(body: RunIn, state: State, who: Caller) -> Any:
     as_of = instant(body.as_of, "body.as_of") or now_utc()
     known = known_instant(body.known_at, "body.known_at")
     started = time.perf_counter()
-    with state.lock.writing(), state.reg.holding():
-        run_id, _ = ops.evaluate(state.reg, who, as_of=as_of, known_at=known)
-        with state.reg.store() as store:
+    with state.writing() as reg, reg.holding():
+        run_id, _ = ops.evaluate(reg, who, as_of=as_of, known_at=known)
+        with reg.store() as store:
             counts = ops.result_counts(store, as_of)
     return JSONResponse(
         {
@@ -147,8 +147,8 @@ def statistics(start: str, end: str, state: State, who: Caller) -> Any:
         d_start, d_end = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:
         raise BadParameter(f"start/end: {exc}; use YYYY-MM-DD") from None
-    with state.lock.writing():  # statistics opens the registry read-write
-        return JSONResponse(ops.statistics(state.reg, who, d_start, d_end))
+    with state.writing() as reg:  # statistics opens the registry read-write
+        return JSONResponse(ops.statistics(reg, who, d_start, d_end))
 
 
 @router.get(
@@ -166,6 +166,6 @@ def audit_verify(state: State, who: Caller) -> Any:
     response_model=dict[str, Any],
 )
 def purge(state: State, who: Caller, dry_run: bool = True) -> Any:
-    with state.lock.writing():
-        stones = ops.purge(state.reg, who, dry_run=dry_run)
+    with state.writing() as reg:
+        stones = ops.purge(reg, who, dry_run=dry_run)
     return JSONResponse(shapes.purge_result(stones, dry_run))

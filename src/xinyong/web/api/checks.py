@@ -70,8 +70,8 @@ def check(
     known_at: str | None = None,
 ) -> Any:
     at_t, known_t = instant(at, "at"), known_instant(known_at)
-    with state.lock.reading():
-        answer = ops.check(state.reg, who, subject_id, service, at=at_t, known_at=known_t)
+    with state.reading() as reg:
+        answer = ops.check(reg, who, subject_id, service, at=at_t, known_at=known_t)
     return answer.public()
 
 
@@ -83,10 +83,8 @@ def check(
 )
 def check_bulk(body: BulkChecksIn, state: State, who: Caller) -> Any:
     at_t, known_t = instant(body.at, "body.at"), known_instant(body.known_at, "body.known_at")
-    with state.lock.reading():
-        answers = ops.check_many(
-            state.reg, who, body.subjects, body.service, at=at_t, known_at=known_t
-        )
+    with state.reading() as reg:
+        answers = ops.check_many(reg, who, body.subjects, body.service, at=at_t, known_at=known_t)
     decisions: dict[str, int] = {}
     for a in answers:
         decisions[a.decision] = decisions.get(a.decision, 0) + 1

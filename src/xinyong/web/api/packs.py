@@ -37,14 +37,14 @@ async def _yaml(request: Request) -> str:
 
 @router.get("", summary="Installed pack versions", response_model=list[dict[str, Any]])
 def list_packs(state: State, who: Caller) -> Any:
-    with state.lock.reading():
-        return JSONResponse(shapes.pack_rows(ops.list_packs(state.reg, who)))
+    with state.reading() as reg:
+        return JSONResponse(shapes.pack_rows(ops.list_packs(reg, who)))
 
 
 @router.get("/{system}", summary="An installed pack (JSON)", response_model=dict[str, Any])
 def show_pack(system: str, state: State, who: Caller, version: str | None = None) -> Any:
-    with state.lock.reading():
-        pack = ops.show_pack(state.reg, who, system, version)
+    with state.reading() as reg:
+        pack = ops.show_pack(reg, who, system, version)
     return JSONResponse(pack.model_dump(mode="json"))
 
 
@@ -55,8 +55,8 @@ def show_pack(system: str, state: State, who: Caller, version: str | None = None
     responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
 )
 def pack_yaml(system: str, state: State, who: Caller, version: str | None = None) -> Any:
-    with state.lock.reading():
-        text = ops.pack_text(state.reg, who, system, version)
+    with state.reading() as reg:
+        text = ops.pack_text(reg, who, system, version)
     return PlainTextResponse(text, media_type="application/yaml")
 
 
@@ -88,10 +88,10 @@ async def install_pack(request: Request, state: State, who: Caller) -> Any:
         with tempfile.TemporaryDirectory(prefix="xinyong-pack-") as tmp:
             path = Path(tmp) / "pack.yaml"
             path.write_text(text, encoding="utf-8")
-            with state.lock.writing():
-                before = len(ops.list_packs(state.reg, who))
-                pack = ops.install_pack(state.reg, who, path)
-                after = len(ops.list_packs(state.reg, who))
+            with state.writing() as reg:
+                before = len(ops.list_packs(reg, who))
+                pack = ops.install_pack(reg, who, path)
+                after = len(ops.list_packs(reg, who))
         return pack, after > before
 
     pack, new = await run_in_threadpool(install)

@@ -27,6 +27,6 @@ def search(
 ) -> Any:
     # public_search opens the registry for writing (a DuckDB file is opened one way per
     # process at a time)
-    with state.lock.writing():
-        results = ops.public_search(state.reg, who, q, at=instant(at, "at"))
+    with state.writing() as reg:
+        results = ops.public_search(reg, who, q, at=instant(at, "at"))
     return JSONResponse({"results": results})

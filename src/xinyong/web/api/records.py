@@ -52,9 +52,9 @@ _RECORD = {
 def _import(state: State, who: Any, folder: Path, body: bytes, suffix: str) -> Any:
     path = folder / f"records{suffix}"
     path.write_bytes(body)
-    with state.lock.writing():
+    with state.writing() as reg:
         return ops.import_records(
-            state.reg, who, path, rejects_path=folder / "rejects.jsonl", progress=False
+            reg, who, path, rejects_path=folder / "rejects.jsonl", progress=False
         )
 
 

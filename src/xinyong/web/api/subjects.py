@@ -42,8 +42,8 @@ def score(
     case: str | None = None,
 ) -> Any:
     at_t, known_t = instant(at, "at"), known_instant(known_at)
-    with state.lock.reading():
-        answer = ops.score(state.reg, who, subject_id, system, at=at_t, known_at=known_t, case=case)
+    with state.reading() as reg:
+        answer = ops.score(reg, who, subject_id, system, at=at_t, known_at=known_t, case=case)
     return answer.public()
 
 
@@ -62,9 +62,9 @@ def explanation(
     case: str | None = None,
 ) -> Any:
     at_t, known_t = instant(at, "at"), known_instant(known_at)
-    with state.lock.reading():
+    with state.reading() as reg:
         result = ops.explain(
-            state.reg, who, subject_id, system=system, at=at_t, known_at=known_t, case=case
+            reg, who, subject_id, system=system, at=at_t, known_at=known_t, case=case
         )
     return JSONResponse(result.model_dump(mode="json"))
 
@@ -96,8 +96,8 @@ def report(
 
     at_t = instant(at, "at")
     # a subject's own report is recorded (inquiry.made, purpose self): a write
-    with state.lock.writing():
-        built = ops.subject_report(state.reg, who, subject_id, at=at_t, case=case)
+    with state.writing() as reg:
+        built = ops.subject_report(reg, who, subject_id, at=at_t, case=case)
     if format == "json":
         return JSONResponse(built.model_dump(mode="json"))
     html = render_html(built)
@@ -119,8 +119,8 @@ def report(
     response_model=dict[str, Any],
 )
 def inquire(subject_id: str, body: InquiryIn, state: State, who: Caller) -> Any:
-    with state.lock.writing():
-        answer = ops.inquire(state.reg, who, subject_id, body.purpose, system=body.system)
+    with state.writing() as reg:
+        answer = ops.inquire(reg, who, subject_id, body.purpose, system=body.system)
     return JSONResponse(answer)
 
 
