@@ -10,7 +10,8 @@ an operator principal, and measures, each bounded in count and time:
 1. single checks: Debian's `wrk` (C, event loop; `apt-get install wrk`) sends
    GET /v1/checks/{subject}/flight for S seconds over C connections, rotating
    over 10 000 demo subjects (a Lua script); requests/s and the latency
-   percentiles wrk reports (p50, p99);
+   percentiles wrk reports (p50, p99); then again over one connection (latency
+   without queueing);
 2. one bulk request of 100 000 checks (POST /v1/checks/bulk, httpx), cold (the
    server loads the consequence index) and warm;
 3. bulk records: N records of the demo city (the last year's file, given new
@@ -122,7 +123,7 @@ def _wrk(url: str, key: str, subjects: list[str], seconds: int, connections: int
     )
     out = subprocess.run(
         [
-            "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+            "wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
             "-s", str(script), url,
         ],
         check=True,
@@ -236,6 +237,10 @@ def main() -> None:
             }
             results["single_checks"] = _wrk(
                 url, keys["service"], subjects, args.seconds, args.connections
+            )
+            # one connection: the latency of a check without queueing behind others
+            results["single_checks_one_connection"] = _wrk(
+                url, keys["service"], subjects, args.seconds, 1
             )
             results["bulk_checks"] = _bulk_checks(url, keys["service"], subjects)
             results["bulk_records"] = _bulk_records(url, keys["operator"], city, args.records)
