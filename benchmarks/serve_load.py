@@ -123,8 +123,8 @@ def _wrk(url: str, key: str, subjects: list[str], seconds: int, connections: int
     )
     out = subprocess.run(
         [
-            "wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-            "-s", str(script), url,
+            "wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
+            "--timeout", "10s", "-s", str(script), url,
         ],
         check=True,
         capture_output=True,

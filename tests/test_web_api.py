@@ -136,48 +136,6 @@ def test_bad_input_is_a_problem_naming_the_field_never_a_500(served: Any) -> Non
     assert shapeless.status_code == 422 and shapeless.headers["content-type"] == PROBLEM
 
 
-def test_records_are_idempotent_on_record_id_and_rejects_name_the_field(served: Any) -> None:
-    client, _, keys = served
-    h = auth(keys, "source")
-    record = {
-        "record_id": "web-1",
-        "subject_id": CLEAN,
-        "type": "court.listing_decision",
-        "occurred_at": "2025-03-01",
-        "source": COURT,
-        "attributes": {"case_no": "(2025)鲁1082执7号", "ground": "evades_enforcement"},
-    }
-    first = client.post("/v1/records", json=record, headers=h)
-    assert first.status_code == 201, first.text
-    assert first.json()["accepted"] == 1
-    again = client.post("/v1/records", json=record, headers=h)
-    assert again.status_code == 200 and again.json()["duplicates"] == 1
-    wrong = client.post(
-        "/v1/records",
-        json={**record, "record_id": "web-2", "attributes": {"ground": "bogus", "case_no": "x"}},
-        headers=h,
-    )
-    assert wrong.status_code == 422
-    assert wrong.json()["errors"][0]["field"] == "attributes.ground"
-    # bulk: NDJSON in, streamed NDJSON out: one line per reject, then the result
-    lines = [
-        json.dumps({**record, "record_id": f"web-b{i}", "occurred_at": f"2025-04-{i + 1:02d}"})
-        for i in range(3)
-    ] + [json.dumps({**record, "record_id": "web-bad", "subject_id": "123"}), json.dumps(record)]
-    bulk = client.post(
-        "/v1/records/bulk",
-        content=("\n".join(lines) + "\n").encode(),
-        headers={**h, "Content-Type": "application/x-ndjson"},
-    )
-    assert bulk.headers["content-type"].startswith("application/x-ndjson")
-    out = [json.loads(x) for x in bulk.text.splitlines()]
-    assert out[0]["reject"]["record_id"] == "web-bad" and out[0]["reject"]["field"] == "subject_id"
-    assert out[-1] == {"accepted": 3, "duplicates": 1, "rejected": 1, "rejects_file": None}
-    # a source submits only its own records
-    foreign = client.post("/v1/records", json={**record, "source": "lender:bank-a"}, headers=h)
-    assert foreign.status_code == 403 and foreign.json()["permission"] == "import:other-source"
-
-
 def _request(client: TestClient, h: dict[str, str], action: str) -> Any:
     """One request per action of the matrix (cheap ones; explain and report are
     tested once below)."""
@@ -246,16 +204,6 @@ def test_the_permission_matrix_over_http(served: Any, action: str) -> None:
             assert answer.json()["permission"].startswith(action)
 
 
-def test_a_subject_reads_only_its_own_report_and_gets_the_pdf(served: Any) -> None:
-    client, _, keys = served
-    h = auth(keys, "subject")
-    other = client.get(f"/v1/subjects/{CLEAN}/report?format=json", headers=h)
-    assert other.status_code == 403 and other.json()["permission"] == "report:other-subject"
-    pdf = client.get(f"/v1/subjects/{LISTED}/report?format=pdf", headers=h)
-    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
-    assert pdf.content.startswith(b"%PDF")
-
-
 def test_public_search_shows_only_masked_identifiers(served: Any) -> None:
     client, _, keys = served
     answer = client.get(f"/v1/public/search?q={CASE_NO}", headers=auth(keys, "public"))
@@ -279,6 +227,9 @@ def test_serve_refuses_what_is_not_a_registry(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "no registry" in missing.output
 
 
+# -- tests that write (they end the materialized run's currency: keep them last) --
+
+
 def test_a_write_after_held_reads_and_reads_after_it(served: Any) -> None:
     """Readers hold read-only stores; a write closes them first, reads reopen after."""
     client, _, keys = served
@@ -294,3 +245,55 @@ def test_a_write_after_held_reads_and_reads_after_it(served: Any) -> None:
     assert added.status_code == 201
     sources = client.get("/v1/sources", headers=auth(keys, "operator")).json()
     assert "city:rongcheng-test" in {s["source_id"] for s in sources}
+
+
+def test_a_subject_reads_only_its_own_report_and_gets_the_pdf(served: Any) -> None:
+    client, _, keys = served
+    h = auth(keys, "subject")
+    other = client.get(f"/v1/subjects/{CLEAN}/report?format=json", headers=h)
+    assert other.status_code == 403 and other.json()["permission"] == "report:other-subject"
+    pdf = client.get(f"/v1/subjects/{LISTED}/report?format=pdf", headers=h)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+
+
+def test_records_are_idempotent_on_record_id_and_rejects_name_the_field(served: Any) -> None:
+    client, _, keys = served
+    h = auth(keys, "source")
+    record = {
+        "record_id": "web-1",
+        "subject_id": CLEAN,
+        "type": "court.listing_decision",
+        "occurred_at": "2025-03-01",
+        "source": COURT,
+        "attributes": {"case_no": "(2025)鲁1082执7号", "ground": "evades_enforcement"},
+    }
+    first = client.post("/v1/records", json=record, headers=h)
+    assert first.status_code == 201, first.text
+    assert first.json()["accepted"] == 1
+    again = client.post("/v1/records", json=record, headers=h)
+    assert again.status_code == 200 and again.json()["duplicates"] == 1
+    wrong = client.post(
+        "/v1/records",
+        json={**record, "record_id": "web-2", "attributes": {"ground": "bogus", "case_no": "x"}},
+        headers=h,
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["errors"][0]["field"] == "attributes.ground"
+    # bulk: NDJSON in, streamed NDJSON out: one line per reject, then the result
+    lines = [
+        json.dumps({**record, "record_id": f"web-b{i}", "occurred_at": f"2025-04-{i + 1:02d}"})
+        for i in range(3)
+    ] + [json.dumps({**record, "record_id": "web-bad", "subject_id": "123"}), json.dumps(record)]
+    bulk = client.post(
+        "/v1/records/bulk",
+        content=("\n".join(lines) + "\n").encode(),
+        headers={**h, "Content-Type": "application/x-ndjson"},
+    )
+    assert bulk.headers["content-type"].startswith("application/x-ndjson")
+    out = [json.loads(x) for x in bulk.text.splitlines()]
+    assert out[0]["reject"]["record_id"] == "web-bad" and out[0]["reject"]["field"] == "subject_id"
+    assert out[-1] == {"accepted": 3, "duplicates": 1, "rejected": 1, "rejects_file": None}
+    # a source submits only its own records
+    foreign = client.post("/v1/records", json={**record, "source": "lender:bank-a"}, headers=h)
+    assert foreign.status_code == 403 and foreign.json()["permission"] == "import:other-source"

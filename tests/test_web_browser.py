@@ -125,9 +125,7 @@ def test_subject_sees_who_looked_and_opens_the_report(base_url: Any, browser: An
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the PDF").click()
     assert download.value.suggested_filename == f"report-{LISTED}.pdf"
-    page.get_by_role("button", name="Open my report").click()
-    assert LISTED in page.content()
-    page.screenshot(path=str(SHOTS / "subject-report.png"), full_page=True)
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
     page.close()
 
 

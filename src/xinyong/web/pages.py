@@ -142,7 +142,14 @@ def home(request: Request) -> Response:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/") -> Response:
-    return render(request, "login.html.j2", next=next if next.startswith("/") else "/")
+    return render(request, "login.html.j2", next=_local_path(next))
+
+
+def _local_path(target: str) -> str:
+    """Only a path on this site (no `//host` or `/\\host` a browser would follow away)."""
+    if target.startswith("/") and target[1:2] not in ("/", "\\") and "\n" not in target:
+        return target
+    return "/"
 
 
 @router.post("/login")
@@ -161,7 +168,7 @@ def login(
         request.session["name"] = principal.name
         request.session["key_id"] = key.strip().split(".")[1]
         request.session["csrf"] = secrets.token_urlsafe(32)  # a new token for the new session
-        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        target = _local_path(next)
         if target == "/":
             target = _ROLE_HOME.get(principal.role, "/")
         return RedirectResponse(target, status_code=303)
