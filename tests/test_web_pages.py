@@ -175,3 +175,37 @@ def test_a_role_without_the_permission_sees_a_refusal_page(site: Any) -> None:
     refused = c.get("/console/statistics")
     assert refused.status_code == 403
     assert "statistics" in refused.text
+
+
+def test_a_new_pack_version_installed_over_http_and_its_diff(site: Any) -> None:
+    """Last in the module: installing a version ends the run's currency."""
+    from xinyong.packs import shipped_pack_paths
+
+    db, keys = site
+    text = next(p for p in shipped_pack_paths() if p.name == "judicial.yaml").read_text("utf-8")
+    newer = text.replace('version: "2017.1"', 'version: "2099.1"').replace(
+        "effective_from: 2017-05-01", "effective_from: 2099-01-01"
+    )
+    api = TestClient(create_app(db, secure_cookies=False))
+    h = {"Authorization": f"Bearer {keys['operator']}", "Content-Type": "application/yaml"}
+    first = api.post("/v1/packs", content=newer.encode(), headers=h)
+    assert first.status_code == 201, first.text
+    assert first.json() == {
+        "system": "judicial",
+        "version": "2099.1",
+        "effective_from": "2099-01-01",
+        "installed": True,
+    }
+    again = api.post("/v1/packs", content=newer.encode(), headers=h)
+    assert again.status_code == 200 and again.json()["installed"] is False
+    public = api.post(
+        "/v1/packs",
+        content=newer.encode(),
+        headers={**h, "Authorization": f"Bearer {keys['public']}"},
+    )
+    assert public.status_code == 403 and public.json()["permission"] == "packs.install"
+    c = client(site)
+    login(c, keys["operator"])
+    diff = c.get("/console/packs/judicial", params={"against": "2017.1", "version": "2099.1"})
+    assert '<span class="del">-  version: &#34;2017.1&#34;</span>' in diff.text
+    assert '<span class="add">+  effective_from: 2099-01-01</span>' in diff.text

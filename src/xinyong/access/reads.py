@@ -20,7 +20,7 @@ from xinyong.timeutil import now_utc, to_local_iso
 MAX_BULK_CHECKS = 100_000
 
 
-class NotFound(LookupError):
+class NotFound(LookupError, ValueError):
     """An id the registry does not hold (a pack version, a run); HTTP 404."""
 
 

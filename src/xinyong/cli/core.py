@@ -23,7 +23,6 @@ from xinyong.cli.common import (
     emit_json,
     fail,
     instant,
-    open_store,
     refused_input,
 )
 from xinyong.timeutil import now_utc, to_local_iso
@@ -128,10 +127,11 @@ def sources_add(
 @sources_app.command("list")
 def sources_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     """List registered sources."""
-    with open_store(db, read_only=True) as store:
-        rows = store.sql.execute(
-            "SELECT source_id, kind, registered_at FROM sources ORDER BY source_id"
-        ).fetchall()
+    from xinyong.access import operations as ops
+
+    reg, who = acting(db, None, None)
+    with refused_input(), refusals():
+        rows = ops.list_sources(reg, who)
     if json:
         from xinyong.access import shapes
 
@@ -405,11 +405,11 @@ def _no_scores(
 @packs_app.command("list")
 def packs_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     """Installed pack versions."""
-    with open_store(db, read_only=True) as store:
-        rows = store.sql.execute(
-            "SELECT system, version, effective_from, sha256, installed_at FROM packs "
-            "ORDER BY system, effective_from"
-        ).fetchall()
+    from xinyong.access import operations as ops
+
+    reg, who = acting(db, None, None)
+    with refused_input(), refusals():
+        rows = ops.list_packs(reg, who)
     if json:
         from xinyong.access import shapes
 
@@ -429,26 +429,17 @@ def packs_show(
     json: JsonOption = False,
 ) -> None:
     """Show an installed pack (its YAML, or JSON with --json)."""
+    from xinyong.access import operations as ops
     from xinyong.packs import load_pack
 
-    with open_store(db, read_only=True) as store:
-        if version is None:
-            row = store.sql.execute(
-                "SELECT version, body FROM packs WHERE system = ? "
-                "ORDER BY effective_from DESC LIMIT 1",
-                [system],
-            ).fetchone()
-        else:
-            row = store.sql.execute(
-                "SELECT version, body FROM packs WHERE system = ? AND version = ?",
-                [system, version],
-            ).fetchone()
-    if row is None:
-        fail(f"no pack {system!r}" + (f" version {version!r}" if version else "") + " is installed")
-    if json:
-        emit_json(load_pack(f"{system}@{row[0]}", text=row[1]).model_dump(mode="json"))
+    reg, who = acting(db, None, None)
+    with refused_input(), refusals():
+        text = ops.pack_text(reg, who, system, version)
+        pack = load_pack(f"{system}@{version or 'newest'}", text=text) if json else None
+    if pack is not None:
+        emit_json(pack.model_dump(mode="json"))
     else:
-        console.print(row[1], highlight=False, markup=False)
+        console.print(text, highlight=False, markup=False)
 
 
 @packs_app.command("lint")
