@@ -292,8 +292,16 @@ def test_records_are_idempotent_on_record_id_and_rejects_name_the_field(served: 
     )
     assert bulk.headers["content-type"].startswith("application/x-ndjson")
     out = [json.loads(x) for x in bulk.text.splitlines()]
-    assert out[0]["reject"]["record_id"] == "web-bad" and out[0]["reject"]["field"] == "subject_id"
+    assert out[0]["batch"]["accepted"] == 3 and out[0]["batch"]["rows"] == 5
+    assert out[1]["reject"]["record_id"] == "web-bad" and out[1]["reject"]["field"] == "subject_id"
     assert out[-1] == {"accepted": 3, "duplicates": 1, "rejected": 1, "rejects_file": None}
+    # a refusal comes before anything is streamed: a problem, not a 200
+    public = client.post(
+        "/v1/records/bulk",
+        content=("\n".join(lines) + "\n").encode(),
+        headers={**auth(keys, "public"), "Content-Type": "application/x-ndjson"},
+    )
+    assert public.status_code == 403 and public.headers["content-type"] == PROBLEM
     # a source submits only its own records
     foreign = client.post("/v1/records", json={**record, "source": "lender:bank-a"}, headers=h)
     assert foreign.status_code == 403 and foreign.json()["permission"] == "import:other-source"

@@ -5,7 +5,10 @@ with its field and reason."""
 from __future__ import annotations
 
 import json
+import queue
+import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from xinyong.web.problems import PROBLEM_RESPONSES, problem
 router = APIRouter(prefix="/v1/records", tags=["records"], responses=PROBLEM_RESPONSES)
 
 NDJSON = "application/x-ndjson"
+#: A bulk submission commits (and reports) every this many rows.
+BULK_BATCH_ROWS = 50_000
 
 _IMPORT_RESULT = {
     "type": "object",
@@ -127,25 +132,67 @@ async def submit_one(request: Request, state: State, who: Caller) -> JSONRespons
     response_class=StreamingResponse,
     responses={
         200: {
-            "description": 'One line per rejected record ({"reject": {record_id, row, '
-            "field, reason}}), then the import result ({accepted, duplicates, rejected, "
-            "rejects_file})",
+            "description": 'One line per committed batch ({"batch": {batch_id, rows, '
+            "accepted, duplicates, rejected}}) as it commits, one per rejected record "
+            '({"reject": {record_id, row, field, reason}}), then the import result '
+            "({accepted, duplicates, rejected, rejects_file})",
             "content": {NDJSON: {"schema": {"type": "string"}}},
         }
     },
 )
 async def submit_bulk(request: Request, state: State, who: Caller) -> StreamingResponse:
+    """The import runs in its own thread, committing every BULK_BATCH_ROWS rows as a
+    batch; each committed batch is streamed as it commits, then the rejects and the
+    result. A refusal or unreadable body comes before anything is streamed, as a
+    problem; a failure after the first batch ends the stream with an `error` line
+    (the batches before it stay committed; resending is idempotent)."""
     from starlette.concurrency import run_in_threadpool
 
     raw = await _body(request)
-    with tempfile.TemporaryDirectory(prefix="xinyong-http-") as tmp:
-        result = await run_in_threadpool(_import, state, who, Path(tmp), raw, ".jsonl")
-    payload = shapes.import_result(result)
-    payload["rejects_file"] = None
+    folder = Path(tempfile.mkdtemp(prefix="xinyong-http-"))
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def work() -> None:
+        try:
+            path = folder / "records.jsonl"
+            path.write_bytes(raw)
+            with state.writing() as reg:
+                result = ops.import_records(
+                    reg,
+                    who,
+                    path,
+                    rejects_path=folder / "rejects.jsonl",
+                    progress=False,
+                    batch_rows=BULK_BATCH_ROWS,
+                    on_batch=lambda batch: events.put(("batch", batch)),
+                )
+            events.put(("done", result))
+        except Exception as exc:
+            events.put(("error", exc))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    threading.Thread(target=work, name="xinyong-bulk-records", daemon=True).start()
+    first = await run_in_threadpool(events.get)
+    if first[0] == "error":
+        raise first[1]
+
+    def line(payload: dict[str, Any]) -> bytes:
+        return json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8") + b"\n"
 
     def lines() -> Iterator[bytes]:
-        for rej in result.rejects:
-            yield json.dumps({"reject": shapes.reject(rej)}, ensure_ascii=False).encode() + b"\n"
-        yield json.dumps(payload, ensure_ascii=False).encode() + b"\n"
+        kind, value = first
+        while True:
+            if kind == "batch":
+                yield line({"batch": {k: v for k, v in value.items() if k != "rejects_file"}})
+            elif kind == "done":
+                for rej in value.rejects:
+                    yield line({"reject": shapes.reject(rej)})
+                yield line({**shapes.import_result(value), "rejects_file": None})
+                return
+            else:
+                yield line({"error": {"title": type(value).__name__, "detail": str(value)}})
+                return
+            kind, value = events.get()
 
     return StreamingResponse(lines(), media_type=NDJSON)
