@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from test_access import ALLOWED, PUBLIC_DOCS
 from web_support import CASE_NO, CLEAN, COURT, LISTED, build_registry
+from xinyong.access import operations as ops
 from xinyong.audit.chain import AuditChain
 from xinyong.web import create_app
 
@@ -225,6 +226,23 @@ def test_serve_refuses_what_is_not_a_registry(tmp_path: Path) -> None:
     assert result.exit_code == 1
     missing = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "none.duckdb")])
     assert missing.exit_code == 1 and "no registry" in missing.output
+
+
+def test_demo_keys_give_one_principal_per_role_and_fresh_keys(tmp_path: Path) -> None:
+    from xinyong.cli.serve import _a_listed_subject, demo_keys
+
+    db, _ = build_registry(tmp_path)
+    subject = _a_listed_subject(db)
+    assert subject == LISTED
+    first = demo_keys(db, subject)
+    assert {role for _, role, _ in first} == {
+        "operator", "public", "auditor", "regulator", "adjudicator", "service", "subject",
+    }  # fmt: skip
+    again = dict((name, key) for name, _, key in demo_keys(db, subject))
+    reg = ops.Registry(db)
+    for name, _, key in first:
+        assert again[name] != key  # a fresh key each time the server starts
+        assert ops.authenticate(reg, None, again[name]).name == name
 
 
 # -- tests that write (they end the materialized run's currency: keep them last) --

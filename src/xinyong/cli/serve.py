@@ -46,11 +46,16 @@ def demo_keys(db: Path, subject: str | None = None) -> list[tuple[str, str, str]
 def _a_listed_subject(db: Path) -> str | None:
     """A subject with an active list entry (for the demo subject principal)."""
     from xinyong.ledger.store import Store
+    from xinyong.timeutil import now_utc
 
     with Store(db, read_only=True) as store:
+        now = now_utc()
         row = store.sql.execute(
-            "SELECT subject_id FROM list_entries WHERE end_at IS NULL AND length(subject_id) = 18"
-            " AND subject_id NOT LIKE '9%' ORDER BY subject_id LIMIT 1"
+            "SELECT e.subject_id FROM list_entries e WHERE e.start_at <= ? "
+            "AND (e.end_at IS NULL OR e.end_at > ?) AND EXISTS "
+            "(SELECT 1 FROM records r WHERE r.subject_id = e.subject_id "
+            "AND r.subject_kind = 'person') ORDER BY e.subject_id LIMIT 1",
+            [now, now],
         ).fetchone()
     return row[0] if row else None
 
