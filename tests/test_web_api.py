@@ -228,6 +228,31 @@ def test_serve_refuses_what_is_not_a_registry(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "no registry" in missing.output
 
 
+def test_audit_entries_written_in_bulk_keep_the_chain(tmp_path: Path) -> None:
+    chain = AuditChain(tmp_path / "r.duckdb.audit.jsonl")
+    chain.append(principal="a", role="operator", action="x", outcome="done")
+    event = {
+        "principal": "s",
+        "role": "service",
+        "action": "check",
+        "outcome": "allowed",
+        "subject": LISTED,
+        "detail": {"service": "flight", "note": '引号"q\\'},
+    }
+    assert chain.append_many([event] * 5) == 5
+    chain.append(principal="a", role="operator", action="y", outcome="done")
+    report = chain.verify()
+    assert report.ok and report.entries == 7
+    entries = list(chain.entries())
+    assert [e.seq for e in entries] == list(range(1, 8))
+    assert entries[3].detail["note"] == '引号"q\\' and entries[3].subject == LISTED
+    # the chain catches a change to an entry written in bulk
+    lines = chain.path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("flight", "train")
+    chain.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert chain.verify().first_bad == 3
+
+
 def test_demo_keys_give_one_principal_per_role_and_fresh_keys(tmp_path: Path) -> None:
     from xinyong.cli.serve import _a_listed_subject, demo_keys
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,11 @@ def domain_refusals(
         ) from None
 
 
+@lru_cache(maxsize=1 << 17)
 def normalize_subject(text: str) -> str:
+    """The identifier's canonical form; a refusal (InvalidIdentifier) is raised anew each
+    time (lru_cache keeps only answers). An accepted identifier stays valid (its birth
+    date only recedes), so a server checking the same people again skips stdnum."""
     return parse_subject_id(text).value
 
 

@@ -149,30 +149,34 @@ class AuditChain:
             try:
                 seq, prev = self._tail(fd)
                 lines = []
+                dump = json.JSONEncoder(
+                    sort_keys=True, ensure_ascii=False, separators=(",", ":")
+                ).encode
                 for event in events:
                     seq += 1
-                    body = {
-                        "seq": seq,
-                        "at": stamp,
-                        "principal": event["principal"],
-                        "role": event["role"],
-                        "action": event["action"],
-                        "subject": event.get("subject"),
-                        "purpose": event.get("purpose"),
-                        "outcome": event["outcome"],
-                        "detail": event.get("detail") or {},
-                        "prev": prev,
-                    }
-                    # the same canonical form as AuditEntry.body_digest, without a model
-                    # per entry (100 k of them in one bulk check)
-                    text = json.dumps(
-                        body, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+                    # The canonical body (AuditEntry.body_digest: sorted keys) in two
+                    # halves around where "hash" sorts (after "detail", before
+                    # "outcome"), so the line is built without encoding it twice.
+                    head = dump(
+                        {
+                            "action": event["action"],
+                            "at": stamp,
+                            "detail": event.get("detail") or {},
+                        }
                     )
-                    prev = hashlib.sha256(text.encode("utf-8")).hexdigest()
-                    body["hash"] = prev
-                    lines.append(
-                        json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                    tail = dump(
+                        {
+                            "outcome": event["outcome"],
+                            "prev": prev,
+                            "principal": event["principal"],
+                            "purpose": event.get("purpose"),
+                            "role": event["role"],
+                            "seq": seq,
+                            "subject": event.get("subject"),
+                        }
                     )
+                    prev = hashlib.sha256(f"{head[:-1]},{tail[1:]}".encode()).hexdigest()
+                    lines.append(f'{head[:-1]},"hash":"{prev}",{tail[1:]}')
                 os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
                 os.fsync(fd)
             finally:
