@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/records", tags=["records"], responses=PROBLEM_RES
 
 NDJSON = "application/x-ndjson"
 #: A bulk submission commits (and reports) every this many rows.
-BULK_BATCH_ROWS = 50_000
+BULK_BATCH_ROWS = 100_000
 
 _IMPORT_RESULT = {
     "type": "object",
