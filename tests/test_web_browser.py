@@ -122,7 +122,7 @@ def test_subject_sees_who_looked_and_opens_the_report(base_url: Any, browser: An
     looked = page.locator("table").inner_text()
     assert "t-service" in looked and "check (flight)" in looked
     accessible(page, "subject-portal")
-    with page.expect_download() as download:
+    with page.expect_download(timeout=120_000) as download:  # the report is built first
         page.get_by_role("button", name="Download the PDF").click()
     assert download.value.suggested_filename == f"report-{LISTED}.pdf"
     assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
