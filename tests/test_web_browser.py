@@ -142,3 +142,21 @@ def test_operator_console_packs_and_statistics(base_url: Any, browser: Any) -> N
     assert page.locator("svg").count() >= 3
     accessible(page, "operator-statistics")
     page.close()
+
+
+def test_the_api_docs_render_offline(base_url: Any, browser: Any) -> None:
+    """Swagger UI from the package's own assets reads the OpenAPI 3.1 document; the
+    page asks nothing of any other host."""
+    url, _ = base_url
+    page = browser.new_page()
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith((url, "data:")) else elsewhere.append(r.url),
+    )
+    page.goto(f"{url}/docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".opblock").count() >= 20
+    assert not elsewhere
+    page.screenshot(path=str(SHOTS / "api-docs.png"))
+    page.close()

@@ -1,6 +1,7 @@
 """The FastAPI application: health and readiness, the JSON API (``web.api``),
 the pages (``web.pages``), the OpenAPI document and its docs with Swagger UI
-served from the package ``swagger-ui-bundle`` (no CDN)."""
+served from the package ``fastapi-offline`` (Swagger UI 5, which reads the OpenAPI 3.1
+FastAPI writes; ``swagger-ui-bundle``'s 4.x cannot), with its licences: no CDN."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def create_app(
     """The app serving the registry at ``db``. ``session_secret`` signs the pages'
     session cookies (all workers of one server must share it; a random one by
     default)."""
-    import swagger_ui_bundle
+    import fastapi_offline
 
     from xinyong import __version__
     from xinyong.web.api import ROUTERS
@@ -59,7 +60,7 @@ def create_app(
 
     app.mount(
         "/docs-assets",
-        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"),
         name="docs-assets",
     )
 
@@ -70,7 +71,7 @@ def create_app(
             title="xinyong API",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            swagger_favicon_url="/docs-assets/favicon.png",
         )
 
     @app.get("/healthz", tags=["health"], summary="The process answers")
