@@ -205,6 +205,22 @@ def test_the_permission_matrix_over_http(served: Any, action: str) -> None:
             assert answer.json()["permission"].startswith(action)
 
 
+def test_inquiries_need_consent_and_an_allowed_purpose(served: Any) -> None:
+    """PBoC Order 631 Art. 18: a lender reads a report only with the subject's consent
+    and for an allowed purpose; each refusal is a 403 naming what is missing."""
+    client, db, keys = served
+    h = auth(keys, "service")  # a lender: bound to lender:bank-a
+    url = f"/v1/subjects/{CLEAN}/inquiries"
+    wrong = client.post(url, json={"purpose": "marketing"}, headers=h)
+    assert wrong.status_code == 403 and wrong.json()["permission"] == "inquire:purpose:marketing"
+    unconsented = client.post(url, json={"purpose": "loan_approval"}, headers=h)
+    assert unconsented.status_code == 403
+    assert unconsented.json()["permission"] == "inquire:consent"
+    last = list(AuditChain.of_registry(db).entries())[-1]
+    assert (last.action, last.outcome, last.subject) == ("inquire", "refused", CLEAN)
+    assert last.purpose == "loan_approval"
+
+
 def test_public_search_shows_only_masked_identifiers(served: Any) -> None:
     client, _, keys = served
     answer = client.get(f"/v1/public/search?q={CASE_NO}", headers=auth(keys, "public"))
@@ -295,6 +311,10 @@ def test_a_subject_reads_only_its_own_report_and_gets_the_pdf(served: Any) -> No
     h = auth(keys, "subject")
     other = client.get(f"/v1/subjects/{CLEAN}/report?format=json", headers=h)
     assert other.status_code == 403 and other.json()["permission"] == "report:other-subject"
+    explained = client.get(f"/v1/subjects/{LISTED}/explanation?system=judicial", headers=h)
+    assert explained.status_code == 200
+    judicial = explained.json()["systems"][0]
+    assert judicial["system"] == "judicial" and judicial["list_entries"][0]["active"]
     pdf = client.get(f"/v1/subjects/{LISTED}/report?format=pdf", headers=h)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF")
