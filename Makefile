@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck ci bench clean
+.PHONY: install demo serve test lint typecheck ci bench bench-serve clean
 
 $(BIN)/xinyong: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,6 +15,12 @@ install: $(BIN)/xinyong
 
 demo: install
 	$(BIN)/xinyong demo
+
+# The HTTP API and the pages on the demo registry (made by `make demo`), with one
+# demo principal per role whose keys are printed (shown once, stored only hashed).
+serve: install
+	test -f xinyong.duckdb || $(BIN)/xinyong demo
+	$(BIN)/xinyong serve --demo-keys
 
 test: install
 	$(BIN)/pytest -q
@@ -30,6 +36,9 @@ ci: test lint typecheck
 
 bench: install
 	$(BIN)/python benchmarks/run.py --persons 100000
+
+bench-serve: install
+	$(BIN)/python benchmarks/serve_load.py --db xinyong.duckdb --city out/city
 
 clean:
 	rm -rf $(VENV) out xinyong.duckdb xinyong.duckdb.wal

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,21 @@ class Registry:
         finally:
             if store is not self._open:
                 store.close()
+
+    def hold(self, *, read_only: bool = False) -> None:
+        """Keep a store open until ``release`` (a server's reader thread holds one
+        read-only store, so that a read does not open the file anew)."""
+        if self._open is None:
+            if not self.db.exists():
+                raise FileNotFoundError(
+                    f"no registry at {self.db}; create one with `xinyong init --db {self.db}`"
+                )
+            self._open = Store(self.db, read_only=read_only)
+
+    def release(self) -> None:
+        if self._open is not None:
+            store, self._open = self._open, None
+            store.close()
 
     @contextmanager
     def holding(self) -> Iterator[Registry]:
@@ -192,7 +208,11 @@ def domain_refusals(
         ) from None
 
 
+@lru_cache(maxsize=1 << 17)
 def normalize_subject(text: str) -> str:
+    """The identifier's canonical form; a refusal (InvalidIdentifier) is raised anew each
+    time (lru_cache keeps only answers). An accepted identifier stays valid (its birth
+    date only recedes), so a server checking the same people again skips stdnum."""
     return parse_subject_id(text, flags=False).value
 
 

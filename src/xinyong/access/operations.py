@@ -39,6 +39,18 @@ from xinyong.access.gate import (
 )
 from xinyong.access.permissions import Refused
 from xinyong.access.principals import Principal
+from xinyong.access.reads import (
+    MAX_BULK_CHECKS,
+    NotFound,
+    check_many,
+    lint_pack,
+    list_packs,
+    list_runs,
+    list_sources,
+    pack_text,
+    result_counts,
+    show_pack,
+)
 from xinyong.lazy import lazy
 from xinyong.timeutil import now_utc, to_local_iso
 
@@ -54,6 +66,16 @@ else:
     retention_purge = lazy("xinyong.process.purge")
 
 __all__ = [
+    "MAX_BULK_CHECKS",
+    "NotFound",
+    "check_many",
+    "lint_pack",
+    "list_packs",
+    "list_runs",
+    "list_sources",
+    "pack_text",
+    "result_counts",
+    "show_pack",
     "Refused",
     "Registry",
     "add_principal",

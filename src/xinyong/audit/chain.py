@@ -137,6 +137,52 @@ class AuditChain:
                 os.close(fd)
         return entry
 
+    def append_many(self, events: list[dict[str, Any]], *, at: datetime | None = None) -> int:
+        """Write several entries (each a dict of ``append``'s keyword arguments) with one
+        write and one ``fsync`` under one lock: a bulk check audits every subject it
+        answered without paying a disk flush per subject. Returns how many were written."""
+        if not events:
+            return 0
+        stamp = to_local_iso(at or now_utc()) or ""
+        with self._locked():
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                seq, prev = self._tail(fd)
+                lines = []
+                dump = json.JSONEncoder(
+                    sort_keys=True, ensure_ascii=False, separators=(",", ":")
+                ).encode
+                for event in events:
+                    seq += 1
+                    # The canonical body (AuditEntry.body_digest: sorted keys) in two
+                    # halves around where "hash" sorts (after "detail", before
+                    # "outcome"), so the line is built without encoding it twice.
+                    head = dump(
+                        {
+                            "action": event["action"],
+                            "at": stamp,
+                            "detail": event.get("detail") or {},
+                        }
+                    )
+                    tail = dump(
+                        {
+                            "outcome": event["outcome"],
+                            "prev": prev,
+                            "principal": event["principal"],
+                            "purpose": event.get("purpose"),
+                            "role": event["role"],
+                            "seq": seq,
+                            "subject": event.get("subject"),
+                        }
+                    )
+                    prev = hashlib.sha256(f"{head[:-1]},{tail[1:]}".encode()).hexdigest()
+                    lines.append(f'{head[:-1]},"hash":"{prev}",{tail[1:]}')
+                os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return len(events)
+
     @staticmethod
     def _tail(fd: int) -> tuple[int, str]:
         """(seq, hash) of the last complete entry; cuts off a torn last line."""

@@ -21,7 +21,7 @@ def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
     import importlib
 
-    for module in ("core", "access", "subject", "due_process", "model", "demo"):
+    for module in ("core", "access", "subject", "due_process", "model", "demo", "serve"):
         try:
             importlib.import_module(f"xinyong.cli.{module}")
         except ModuleNotFoundError as exc:

@@ -135,14 +135,9 @@ def audit_verify(
     with refusals():
         report = ops.audit_verify(reg, who)
     if json:
-        emit_json(
-            {
-                "ok": report.ok,
-                "entries": report.entries,
-                "first_bad": report.first_bad,
-                "reason": report.reason,
-            }
-        )
+        from xinyong.access import shapes
+
+        emit_json(shapes.chain_report(report))
     elif report.ok:
         console.print(f"audit chain intact: {report.entries} entries")
     else:

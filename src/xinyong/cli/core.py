@@ -23,7 +23,6 @@ from xinyong.cli.common import (
     emit_json,
     fail,
     instant,
-    open_store,
     refused_input,
 )
 from xinyong.timeutil import now_utc, to_local_iso
@@ -128,14 +127,15 @@ def sources_add(
 @sources_app.command("list")
 def sources_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     """List registered sources."""
-    with open_store(db, read_only=True) as store:
-        rows = store.sql.execute(
-            "SELECT source_id, kind, registered_at FROM sources ORDER BY source_id"
-        ).fetchall()
+    from xinyong.access import operations as ops
+
+    reg, who = acting(db, None, None)
+    with refused_input(), refusals():
+        rows = ops.list_sources(reg, who)
     if json:
-        emit_json(
-            [{"source_id": s, "kind": k, "registered_at": to_local_iso(t)} for s, k, t in rows]
-        )
+        from xinyong.access import shapes
+
+        emit_json(shapes.source_rows(rows))
         return
     table = Table("source", "kind", "registered")
     for s, k, t in rows:
@@ -203,14 +203,9 @@ def import_(
             batch_rows=batch_rows,
             on_batch=committed,
         )
-    payload: dict[str, Any] = {
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "rejected": result.rejected,
-        "rejects_file": str(result.rejects_file) if result.rejects_file else None,
-    }
-    if batch_rows is not None:
-        payload["batches"] = result.batches
+    from xinyong.access import shapes
+
+    payload = shapes.import_result(result, batches=batch_rows is not None)
     if json:
         emit_json(payload)
     else:
@@ -272,22 +267,9 @@ def evaluate(
 
 
 def _result_counts(store: Any, as_of: Any) -> dict[str, Any]:
-    systems: dict[str, dict[str, int]] = {}
-    queries = {
-        "scores": ("SELECT system, count(*) FROM scores GROUP BY system", []),
-        "entries": ("SELECT system, count(*) FROM list_entries GROUP BY system", []),
-        "active": (
-            "SELECT system, count(*) FROM list_entries WHERE start_at <= ? "
-            "AND (end_at IS NULL OR end_at > ?) GROUP BY system",
-            [as_of, as_of],
-        ),
-        "consequences": ("SELECT system, count(*) FROM consequences GROUP BY system", []),
-    }
-    for key, (sql, params) in queries.items():
-        for system, n in store.sql.execute(sql, params).fetchall():
-            systems.setdefault(system, {"scores": 0, "entries": 0, "active": 0, "consequences": 0})
-            systems[system][key] = n
-    return {"systems": systems}
+    from xinyong.access.reads import result_counts
+
+    return result_counts(store, as_of)
 
 
 @app.command()
@@ -426,24 +408,15 @@ def _no_scores(
 @packs_app.command("list")
 def packs_list(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     """Installed pack versions."""
-    with open_store(db, read_only=True) as store:
-        rows = store.sql.execute(
-            "SELECT system, version, effective_from, sha256, installed_at FROM packs "
-            "ORDER BY system, effective_from"
-        ).fetchall()
+    from xinyong.access import operations as ops
+
+    reg, who = acting(db, None, None)
+    with refused_input(), refusals():
+        rows = ops.list_packs(reg, who)
     if json:
-        emit_json(
-            [
-                {
-                    "system": s,
-                    "version": v,
-                    "effective_from": str(e),
-                    "sha256": h,
-                    "installed_at": to_local_iso(i),
-                }
-                for s, v, e, h, i in rows
-            ]
-        )
+        from xinyong.access import shapes
+
+        emit_json(shapes.pack_rows(rows))
         return
     table = Table("system", "version", "effective from", "sha256")
     for s, v, e, h, _ in rows:
@@ -459,26 +432,17 @@ def packs_show(
     json: JsonOption = False,
 ) -> None:
     """Show an installed pack (its YAML, or JSON with --json)."""
+    from xinyong.access import operations as ops
     from xinyong.packs import load_pack
 
-    with open_store(db, read_only=True) as store:
-        if version is None:
-            row = store.sql.execute(
-                "SELECT version, body FROM packs WHERE system = ? "
-                "ORDER BY effective_from DESC LIMIT 1",
-                [system],
-            ).fetchone()
-        else:
-            row = store.sql.execute(
-                "SELECT version, body FROM packs WHERE system = ? AND version = ?",
-                [system, version],
-            ).fetchone()
-    if row is None:
-        fail(f"no pack {system!r}" + (f" version {version!r}" if version else "") + " is installed")
-    if json:
-        emit_json(load_pack(f"{system}@{row[0]}", text=row[1]).model_dump(mode="json"))
+    reg, who = acting(db, None, None)
+    with refused_input(), refusals():
+        text = ops.pack_text(reg, who, system, version)
+        pack = load_pack(f"{system}@{version or 'newest'}", text=text) if json else None
+    if pack is not None:
+        emit_json(pack.model_dump(mode="json"))
     else:
-        console.print(row[1], highlight=False, markup=False)
+        console.print(text, highlight=False, markup=False)
 
 
 @packs_app.command("lint")
@@ -495,17 +459,9 @@ def packs_lint(
     findings = lint(pack)
     errors = [f for f in findings if f.level == "error"]
     if json:
-        emit_json(
-            {
-                "file": str(file),
-                "system": pack.system,
-                "errors": len(errors),
-                "warnings": len(findings) - len(errors),
-                "findings": [
-                    {"level": f.level, "rule_id": f.rule_id, "message": f.message} for f in findings
-                ],
-            }
-        )
+        from xinyong.access import shapes
+
+        emit_json(shapes.lint_result(str(file), pack, findings))
     else:
         for f in findings:
             colour = "red" if f.level == "error" else "yellow"
@@ -534,12 +490,9 @@ def packs_install(
         pack = ops.install_pack(reg, who, file)
         with reg.store() as store:
             new = store.sql.execute(count).fetchone()[0] > before
-    payload = {
-        "system": pack.system,
-        "version": pack.meta.version,
-        "effective_from": str(pack.meta.effective_from),
-        "installed": new,
-    }
+    from xinyong.access import shapes
+
+    payload = shapes.installed_pack(pack, new)
     if json:
         emit_json(payload)
     else:

@@ -141,13 +141,9 @@ def purge(
     with refused_input(), refusals():
         stones = ops.purge(reg, who, dry_run=dry_run)
     if json:
-        emit_json(
-            {
-                "dry_run": dry_run,
-                "purged": 0 if dry_run else len(stones),
-                "tombstones": [t.public() for t in stones],
-            }
-        )
+        from xinyong.access import shapes
+
+        emit_json(shapes.purge_result(stones, dry_run))
         return
     verb = "due" if dry_run else "purged"
     console.print(f"{len(stones)} records {verb}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -76,9 +77,15 @@ def installed_packs(store: Store, at: datetime | None = None) -> list[Pack]:
         if day is None or effective_from <= day:
             chosen[system] = (version, body)
     # A system whose first version is not yet in force at `at` has no pack then.
-    return [
-        load_pack(f"{system}@{version}", text=body) for system, (version, body) in chosen.items()
-    ]
+    return [_parsed(f"{system}@{version}", body) for system, (version, body) in chosen.items()]
+
+
+@lru_cache(maxsize=64)
+def _parsed(name: str, body: str) -> Pack:
+    """An installed pack's text parsed once per process: packs are frozen models and
+    the text is the key, so a new version is parsed anew. Parsing the YAML of every
+    pack on each check cost ~70 ms per pack (a long-lived server asks it per request)."""
+    return load_pack(name, text=body)
 
 
 def first_in_force(store: Store) -> dict[str, date]:

@@ -1,0 +1,73 @@
+"""A small registry for the HTTP and browser tests: the shipped packs, one court,
+one lender, a listed debtor (SPC Fa Shi [2017] No. 7: a listing decision denies
+flights), a clean person, evaluated; and one principal per role with its key."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from conftest import make_person_id
+from xinyong.access import operations as ops
+from xinyong.access.principals import local_operator
+
+LISTED = make_person_id(born=date(1980, 3, 4), seq=211)
+CLEAN = make_person_id(born=date(1985, 6, 7), seq=322)
+COURT = "court:371082-rongcheng"
+LENDER = "lender:bank-a"
+CASE_NO = "(2024)鲁1082执100号"
+
+
+def build_registry(folder: Path) -> tuple[Path, dict[str, str]]:
+    """(registry path, {role: key})."""
+    from xinyong.packs import shipped_pack_paths
+
+    db = folder / "web.duckdb"
+    reg, op = ops.Registry(db), local_operator()
+    from xinyong.ledger.store import Store
+
+    with Store(db):
+        pass
+    with reg.holding():
+        for path in shipped_pack_paths():
+            ops.install_pack(reg, op, path)
+        ops.register_source(reg, op, COURT, "court")
+        ops.register_source(reg, op, LENDER, "lender")
+    records = folder / "records.jsonl"
+    records.write_text(
+        json.dumps(
+            {
+                "record_id": "c1",
+                "subject_id": LISTED,
+                "type": "court.listing_decision",
+                "occurred_at": "2024-03-01",
+                "source": COURT,
+                "attributes": {
+                    "case_no": CASE_NO,
+                    "ground": "evades_enforcement",
+                    "extension_years": 1,
+                    "grace_days": 30,
+                },
+            },
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    ops.import_records(reg, op, records)
+    ops.evaluate(reg, op)
+    keys: dict[str, str] = {}
+    scopes: dict[str, dict[str, object]] = {
+        "operator": {},
+        "public": {},
+        "auditor": {},
+        "regulator": {},
+        "adjudicator": {},
+        "service": {"services": ["flight", "train.high_speed"], "source": LENDER},
+        "subject": {"subject_id": LISTED},
+        "source": {"source": COURT},
+    }
+    for role, scope in scopes.items():
+        _, keys[role] = ops.add_principal(reg, op, f"t-{role}", role, **scope)  # type: ignore[arg-type]
+    return db, keys
