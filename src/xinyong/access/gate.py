@@ -80,6 +80,8 @@ class Registry:
         """Keep a store open until ``release`` (a server's reader thread holds one
         read-only store, so that a read does not open the file anew)."""
         if self._open is None:
+            from xinyong.ledger.store import Store
+
             if not self.db.exists():
                 raise FileNotFoundError(
                     f"no registry at {self.db}; create one with `xinyong init --db {self.db}`"
