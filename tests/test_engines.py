@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stdnum.cn import ric
 
+from conftest import ric_check
 from xinyong.engine import materialize
 from xinyong.engine.backends import evaluate_on
 from xinyong.ledger.intake import import_file, register_source, submit
@@ -44,11 +44,7 @@ PG_SERVER = os.environ.get("XINYONG_TEST_PG", "postgresql://postgres@/postgres")
 #: One instant inside the scenarios' years (entries in force, grace periods running),
 #: one at the city's end.
 AS_OF = ("2024-06-01", "2026-11-01")
-ORDER = {
-    "scores": ["system", "subject_id"],
-    "list_entries": ["system", "list_id", "subject_id", "entry_record_id", "start_at"],
-    "consequences": ["system", "subject_id", "service", "rule_id", "basis_id", "since"],
-}
+TABLES = ("scores", "list_entries", "consequences")
 
 
 class _Renamer:
@@ -67,7 +63,7 @@ class _Renamer:
             if len(old) == 18 and old[:17].isdigit():
                 seq = 500 + 2 * self.count % 498 + int(old[16]) % 2
                 head = old[:14] + f"{seq:03d}"
-                ids[old] = head + ric.calc_check_digit(head)
+                ids[old] = head + ric_check(head)
             else:
                 ids[old] = uscc(old[0], old[1], old[2:8], f"{self.count:08d}")
         return ids[old]
@@ -104,7 +100,8 @@ def _add_scenarios(store: Store) -> int:
                     for r in records
                     if r.get("record_id") not in step.rejected
                 ]
-                submit(store, kept, recorded_at=_recorded_at(step, records))
+                result = submit(store, kept, recorded_at=_recorded_at(step, records))
+                assert result.rejected == 0, (path.name, case.id, result.rejects)
     return cases
 
 
@@ -140,13 +137,13 @@ def pg_url() -> Iterator[str]:
 
 
 def _materialized(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Each materialized table's rows, in one order (every column, NULLs last)."""
     with Store(db, read_only=True) as store:
         out = {}
-        for table, order in ORDER.items():
-            cols = list(store.table(table).columns)
-            rows = store.table(table).to_pyarrow().to_pylist()
-            rows.sort(key=lambda r, o=order: tuple((r[c] is None, r[c] or "") for c in o))  # type: ignore[misc]
-            out[table] = [tuple(r[c] for c in cols) for r in rows]
+        for table in TABLES:
+            rows = [tuple(r.values()) for r in store.table(table).to_pyarrow().to_pylist()]
+            rows.sort(key=lambda r: tuple((v is None, str(v)) for v in r))
+            out[table] = rows
         return out
 
 
@@ -176,11 +173,13 @@ def test_same_results_on_every_engine(
     tmp_path: Path,
 ) -> None:
     pg = request.getfixturevalue("pg_url") if engine == "postgres" else None
-    for as_of in AS_OF:
+    # Spark runs one instant only: each run costs it a minute of query planning here
+    # (CI time); the scenario-dense instant is the one that tells engines apart.
+    for as_of in AS_OF if engine != "spark" else AS_OF[:1]:
         want = duckdb_results[as_of]
         # The registry has something to compare: scores with grades, entries, consequences.
         assert any(r[3] is not None for r in want["scores"])
         assert want["list_entries"] and want["consequences"]
         got = _run(engine, registry, tmp_path, as_of, pg)
-        for table in ORDER:
+        for table in TABLES:
             assert got[table] == want[table], f"{engine} {table} as of {as_of}"

@@ -195,6 +195,7 @@ def spark_session(master: str = "local[2]") -> Any:
         .appName("xinyong-evaluate")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", shuffle)
         .config("spark.driver.memory", os.environ.get("XINYONG_SPARK_MEMORY", "2g"))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -298,7 +299,8 @@ def _fetch(backend: Any, t: ir.Table, columns: dict[str, str]) -> ir.Table:
     """An engine's result as a memtable (cast to the registry's types) for the registry."""
     schema = ibis.schema(columns).to_pyarrow()
     data = _arrow(backend, t)
-    arrays = [data.column(c).cast(schema.field(c).type) for c in columns]
+    # One chunk per column: Spark builds a DataFrame from Arrow only from plain arrays.
+    arrays = [data.column(c).cast(schema.field(c).type).combine_chunks() for c in columns]
     return ibis.memtable(pa.Table.from_arrays(arrays, schema=schema))
 
 
