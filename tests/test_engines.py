@@ -183,3 +183,53 @@ def test_same_results_on_every_engine(
         got = _run(engine, registry, tmp_path, as_of, pg)
         for table in TABLES:
             assert got[table] == want[table], f"{engine} {table} as of {as_of}"
+
+
+def test_cli_evaluate_on_postgres(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`xinyong evaluate --engine postgres` writes what checks read; a bad engine or a
+    missing database URL is refused (exit 1, one line) and writes nothing."""
+    from typer.testing import CliRunner
+
+    from conftest import make_person_id
+    from xinyong.cli import _register, app
+
+    _register()
+    runner = CliRunner()
+    monkeypatch.delenv("XINYONG_PG_URL", raising=False)
+    db = str(tmp_path / "r.duckdb")
+    debtor = make_person_id()
+    court = "court:371082-rongcheng"
+    record = {
+        "record_id": "c1",
+        "subject_id": debtor,
+        "type": "court.listing_decision",
+        "occurred_at": "2024-03-01",
+        "source": court,
+        "attributes": {"case_no": "(2024)鲁1082执100号", "ground": "able_but_refuses"},
+    }
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", "utf-8")
+    for args in (["init"], ["sources", "add", court, "--kind", "court"], ["import", str(path)]):
+        assert runner.invoke(app, [*args, "--db", db]).exit_code == 0
+    for args, message in (
+        (["--engine", "nope"], "--engine nope: expected one of duckdb, postgres, spark"),
+        (["--engine", "postgres"], "--engine postgres needs --pg-url"),
+    ):
+        result = runner.invoke(app, ["evaluate", *args, "--as-of", "2024-06-01", "--db", db])
+        assert result.exit_code == 1
+        assert message in (result.stderr or "") + (result.stdout or "")
+    with Store(db, read_only=True) as store:
+        assert store.sql.execute("SELECT count(*) FROM eval_runs").fetchone() == (0,)
+    result = runner.invoke(
+        app,
+        ["evaluate", "--engine", "postgres", "--pg-url", pg_url, "--as-of", "2024-06-01"]
+        + ["--json", "--db", db],
+    )
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["engine"] == "postgres"
+    result = runner.invoke(
+        app, ["check", debtor, "flight", "--at", "2024-06-01", "--json", "--db", db]
+    )
+    assert json.loads(result.stdout)["decision"] == "deny"
