@@ -147,6 +147,9 @@ def postgres_store(
         body = ", ".join(f"{_pg_ident(f.name)} {_pg_type(f.type)}" for f in reader.schema)
         names = ", ".join(_pg_ident(f.name) for f in reader.schema)
         with con.cursor() as cur:
+            # The evaluation hashes the ledger for its joins and windows: PostgreSQL's
+            # default 4 MB per operation sends them to disk or to nested loops.
+            cur.execute("SET work_mem = '256MB'")
             cur.execute(f"CREATE SCHEMA {schema}")
             cur.execute(f"CREATE TABLE {schema}.records ({body})")
             options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
