@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -108,7 +107,6 @@ def phase(name: str, db: Path, pg_url: str | None) -> dict[str, Any]:
         # others' are computed (and fetched) in evaluate: the total is what compares.
         "total_seconds": round(t2 - t0, 2),
         "fingerprint": fp,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 

@@ -150,6 +150,10 @@ def postgres_store(
             # The evaluation hashes the ledger for its joins and windows: PostgreSQL's
             # default 4 MB per operation sends them to disk or to nested loops.
             cur.execute("SET work_mem = '256MB'")
+            # Its subqueries (CTEs read twice, temp memtables) carry no statistics; an
+            # estimate of one row makes the planner pick nested loops, quadratic in the
+            # number of subjects. A batch evaluation wants hash and merge joins only.
+            cur.execute("SET enable_nestloop = off")
             cur.execute(f"CREATE SCHEMA {schema}")
             cur.execute(f"CREATE TABLE {schema}.records ({body})")
             options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
