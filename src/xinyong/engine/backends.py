@@ -23,9 +23,14 @@ Backend differences that must exist, and why (nothing else differs):
 - Spark: the session time zone is UTC, because Spark timestamps are instants shown in
   the session zone, while the registry stores naive UTC; with UTC they agree.
 - Spark: Parquet is written with microsecond timestamps (Spark reads no nanoseconds).
-- Consequences are taken from the engine's own evaluation (derived from its entries
-  and scores in the same query), where a DuckDB run re-reads them from the tables it
-  has just written; ``tests/test_engines.py`` shows both give the same rows.
+- Consequences are derived on the engine from the scores and entries it has just
+  computed (sent back to it as memtables), as a DuckDB run derives them from the
+  tables it has just written; ``tests/test_engines.py`` shows both give the same rows.
+- PostgreSQL: the SQL comes from ``ibis.to_sql`` and float columns get a final cast
+  (see ``_arrow``); the session raises ``work_mem`` and turns nested loops off (see
+  ``postgres_store``).
+- Spark: whole-stage code generation is off (see ``spark_session``), and the fetched
+  entries' timestamps take Spark's timestamp type before they are sent back.
 - Incremental evaluation does not exist on any engine yet: every run is a full one.
 """
 
