@@ -83,16 +83,29 @@ def evaluate(
     *,
     as_of: datetime | None = None,
     known_at: datetime | None = None,
+    engine: str = "duckdb",
+    pg_url: str | None = None,
+    spark_master: str | None = None,
 ) -> tuple[int, Any]:
+    """Evaluate every installed pack on ``engine`` (duckdb, postgres, spark: see
+    ``engine.backends``) and materialize the results in the registry."""
     from xinyong.catalog import load_catalog
     from xinyong.checks.snapshot import publish
-    from xinyong.engine import evaluate as run_evaluation
     from xinyong.engine import materialize
+    from xinyong.engine.backends import check_engine, evaluate_on
 
+    check_engine(engine)
     allow(reg, who, "evaluate")
     as_of = as_of or now_utc()
     with reg.store(needs_packs=True) as store:
-        evaluation = run_evaluation(store, as_of=as_of, known_at=known_at, timeline=True)
+        evaluation = evaluate_on(
+            engine,
+            store,
+            as_of=as_of,
+            known_at=known_at,
+            pg_url=pg_url,
+            spark_master=spark_master,
+        )
         run_id = materialize(store, evaluation)
         publish(store, sorted(load_catalog().services))
     audit_event(
@@ -103,6 +116,7 @@ def evaluate(
         run_id=run_id,
         as_of=to_local_iso(as_of),
         known_at=to_local_iso(known_at),
+        engine=engine,
     )
     return run_id, as_of
 

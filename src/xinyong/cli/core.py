@@ -230,6 +230,26 @@ def import_(
 def evaluate(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Valid time (default now).")] = None,
     known_at: KnownAtOption = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="Where to evaluate: duckdb (in the registry), postgres (--pg-url) or spark;"
+            " the results are written to the registry alike.",
+        ),
+    ] = "duckdb",
+    spark_master: Annotated[
+        str | None, typer.Option("--spark-master", help="Spark master (default local[2]).")
+    ] = None,
+    pg_url: Annotated[
+        str | None,
+        typer.Option(
+            "--pg-url",
+            envvar="XINYONG_PG_URL",
+            help="PostgreSQL database to evaluate in (postgresql://user@host:port/db); "
+            "a schema of its own is created there and dropped afterwards.",
+        ),
+    ] = None,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
     as_: AsOption = None,
@@ -244,7 +264,15 @@ def evaluate(
     reg, who = acting(db, as_, key)
     with refused_input(), refusals(), reg.holding():
         with nullcontext() if json else console.status("evaluating"):
-            run_id, _ = ops.evaluate(reg, who, as_of=as_of_t, known_at=known_t)
+            run_id, _ = ops.evaluate(
+                reg,
+                who,
+                as_of=as_of_t,
+                known_at=known_t,
+                engine=engine,
+                pg_url=pg_url,
+                spark_master=spark_master,
+            )
         with reg.store() as store:
             counts = _result_counts(store, as_of_t)
     payload = {
@@ -252,6 +280,7 @@ def evaluate(
         "as_of": to_local_iso(as_of_t),
         "known_at": to_local_iso(known_t) if known_t else None,
         "seconds": round(time.perf_counter() - started, 3),
+        "engine": engine,
         **counts,
     }
     if json:
