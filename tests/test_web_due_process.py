@@ -1,10 +1,14 @@
-"""Due process over HTTP (issues 9 and 11): objections, decisions, reconsideration,
-statements and credit repair with the CLI's JSON shapes; bad input as problem
-details naming the field (400 malformed, 404 unknown case, 409 the case's state,
-422 the registry's facts); each step only for the roles the matrix names."""
+"""Due process over HTTP (issues 9 and 11): the pages (a subject objects to a record
+and adds a statement from the portal, with CSRF; the adjudicator's queue, overdue
+first, each case decided on one page), then the API: objections, decisions,
+reconsideration, statements and credit repair with the CLI's JSON shapes; bad input
+as problem details naming the field (400 malformed, 404 unknown case, 409 the case's
+state, 422 the registry's facts); each step only for the roles the matrix names.
+The tests share one registry and run in file order."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,65 @@ def problem(answer: Any, status: int, field: str | None, text: str) -> None:
     assert body["status"] == status and text in body["detail"], body
     if field is not None:
         assert body["errors"][0]["field"] == field, body
+
+
+def page_client(db: Path, key: str) -> TestClient:
+    c = TestClient(create_app(db, secure_cookies=False))
+    login = c.get("/login")
+    c.post("/login", data={"key": key, "csrf": csrf(login.text), "next": "/"})
+    return c
+
+
+def csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "a form without a CSRF token"
+    return found.group(1)
+
+
+def test_the_portal_files_an_objection_and_the_queue_decides_it(served: Any) -> None:
+    """A subject objects to its listing from the portal (SPC Fa Shi [2017] No. 7,
+    Art. 11) and sees it marked disputed; the adjudicator finds it in the queue and
+    rejects it on its page; a form without its CSRF token writes nothing."""
+    _, db, keys = served
+    me = page_client(db, keys["subject"])
+    portal = me.get("/me?lang=en")
+    assert portal.status_code == 200
+    assert 'name="record"' in portal.text and '<option value="c1">' in portal.text
+    forged = me.post(
+        "/me/objections",
+        data={"record": "c1", "ground": "not_mine", "statement": "x", "csrf": "forged"},
+    )
+    assert forged.status_code == 403
+    filed = me.post(
+        "/me/objections",
+        data={"record": "c1", "ground": "should_not_be_listed", "csrf": csrf(portal.text),
+              "statement": "I was never a party to this case"},
+    )  # fmt: skip
+    assert filed.status_code == 200, filed.text
+    oid = re.search(r"Objection (objection-[0-9a-f]+) filed", filed.text)
+    assert oid, filed.text
+    assert "Disputed" in filed.text and oid.group(1) in filed.text
+    said = me.post(
+        "/me/statements?lang=zh",
+        data={"record": "c1", "text": "I never owed this money", "csrf": csrf(filed.text)},
+    )
+    assert said.status_code == 200 and "I never owed this money" in said.text
+    assert "异议处理中" in said.text  # the dispute mark, in Chinese
+
+    court = page_client(db, keys["adjudicator"])
+    queue = court.get("/queue?lang=en")
+    assert queue.status_code == 200 and f"/queue/objection/{oid.group(1)}" in queue.text
+    case = court.get(f"/queue/objection/{oid.group(1)}")
+    assert oid.group(1) in case.text and 'value="uphold"' in case.text
+    decided = court.post(
+        f"/queue/objection/{oid.group(1)}",
+        data={"outcome": "reject", "reason": "the case file names the subject",
+              "csrf": csrf(case.text)},
+    )  # fmt: skip
+    assert decided.status_code == 200 and "Decided: rejected." in decided.text
+    assert f"/queue/objection/{oid.group(1)}" not in court.get("/queue").text
+    # a subject has no queue to decide from
+    assert me.get("/queue").status_code == 403
 
 
 def test_an_objection_rejected_reconsidered_and_upheld_turns_the_check(served: Any) -> None:
@@ -107,7 +170,7 @@ def test_an_objection_rejected_reconsidered_and_upheld_turns_the_check(served: A
     check = client.get(f"/v1/checks/{LISTED}/flight", headers=auth(keys, "service")).json()
     assert check["decision"] == "allow"
     mine = client.get("/v1/objections", params={"subject": LISTED}, headers=subject).json()
-    assert [(x["objection_id"], x["status"]) for x in mine] == [(oid, "upheld")]
+    assert {x["objection_id"]: x["status"] for x in mine}[oid] == "upheld"
 
 
 @pytest.mark.parametrize(
