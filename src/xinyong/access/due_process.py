@@ -41,6 +41,7 @@ __all__ = [
     "list_repairs",
     "reconsider_objection",
     "send_notices",
+    "subject_records",
     "Unprocessable",
     "UnknownCase",
 ]
@@ -352,6 +353,55 @@ def list_objections(
     if overdue:
         found = [o for o in found if o["overdue"]]
     audit_event(reg, who, "objections.read", "allowed", subject=subject, results=len(found))
+    return found
+
+
+#: Types that are steps of due process or corrections, not facts a subject contests.
+_STEPS = ("objection.", "repair.", "subject.", "record.revoked")
+
+
+def subject_records(
+    reg: Registry, who: Principal, subject: str, *, at: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The records a subject may contest (the portal's list): each with ``disputed``
+    and the ``objection_id`` while an objection is pending, and its statements.
+    The same marks as ``explain`` (``process.disputes``), without evaluating."""
+    from xinyong.access.gate import domain_refusals
+    from xinyong.process import disputes
+    from xinyong.process import purge as retention_purge
+
+    subject = _subject(subject)
+    allow(reg, who, "objections.read", subject=subject)
+    when = at or now_utc()
+    with (
+        reg.store(read_only=True) as store,
+        domain_refusals(reg, who, "objections.read", subject),
+    ):
+        retention_purge.guard(store, subject, when, None)
+        rows = store.sql.execute(
+            "SELECT record_id, type, occurred_at, source FROM records "
+            "WHERE subject_id = ? AND occurred_at <= ? ORDER BY occurred_at, record_id",
+            [subject, when],
+        ).fetchall()
+        pending = {o.record_id: o for o, _ in disputes._pending(store, [subject], when, None)}
+        said = disputes.statements(store, [subject], when, None)
+    found = []
+    for rid, rtype, occurred, source in rows:
+        if rtype.startswith(_STEPS):
+            continue
+        o = pending.get(rid)
+        found.append(
+            {
+                "record_id": rid,
+                "type": rtype,
+                "occurred_at": to_local_iso(occurred),
+                "source": source,
+                "disputed": o is not None,
+                "objection_id": o.objection_id if o is not None else None,
+                "statements": said.get(rid, []),
+            }
+        )
+    audit_event(reg, who, "objections.read", "allowed", subject=subject, records=len(found))
     return found
 
 

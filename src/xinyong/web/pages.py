@@ -237,10 +237,15 @@ def _portal(request: Request, who: Principal, status: int = 200, **done: Any) ->
         raise Refused("report:other-subject", f"{who.name} ({who.role}) has no portal")
     state = _state(request)
     with state.reading() as reg:
-        records = _my_records(ops.explain(reg, who, who.subject_id))
+        records = dp.subject_records(reg, who, who.subject_id)
         objections = dp.list_objections(reg, who, subject=who.subject_id)
         repairs = dp.list_repairs(reg, who, subject=who.subject_id)
-    looked = ops.audit_show(state.reg, who, who.subject_id)
+    # the portal's own reads (rendering this page) are not someone looking at me
+    looked = [
+        e
+        for e in ops.audit_show(state.reg, who, who.subject_id)
+        if not (e.principal == who.name and e.action in _PORTAL_READS)
+    ]
     return render(
         request,
         "portal.html.j2",
@@ -255,50 +260,10 @@ def _portal(request: Request, who: Principal, status: int = 200, **done: Any) ->
     )
 
 
+_PORTAL_READS = ("objections.read", "repair.read", "audit.read")
+
 #: The objection grounds (issue 9) as the forms offer them.
 _GROUNDS = ("should_not_be_listed", "inaccurate", "should_have_been_deleted", "not_mine", "other")
-
-
-def _my_records(explanation: Any) -> list[dict[str, Any]]:
-    """One row per record the explanation rests on (list entries and report rows),
-    with its systems, whether a pending objection disputes it, and its statements."""
-    rows: dict[str, dict[str, Any]] = {}
-
-    def add(rid: str | None, system: str, what: str, occurred: str, row: dict[str, Any]) -> None:
-        if not rid:
-            return
-        r = rows.setdefault(
-            rid,
-            {"record_id": rid, "what": what, "occurred_at": occurred[:10], "systems": [],
-             "disputed": False, "objection_id": None, "statements": []},
-        )  # fmt: skip
-        if system not in r["systems"]:
-            r["systems"].append(system)
-        if row.get("disputed"):
-            r["disputed"], r["objection_id"] = True, row.get("objection_id")
-        for said in row.get("statements") or []:
-            if said not in r["statements"]:
-                r["statements"].append(said)
-
-    for sys in explanation.systems:
-        for e in sys.list_entries:
-            add(
-                e.get("entry_record_id"),
-                sys.system,
-                e.get("list_id", ""),
-                e.get("occurred_at") or "",
-                e,
-            )
-        for section in sys.report:
-            for rec in section["records"]:
-                add(
-                    rec.get("record_id"),
-                    sys.system,
-                    rec.get("type", ""),
-                    rec.get("occurred_at") or "",
-                    rec,
-                )
-    return sorted(rows.values(), key=lambda r: (r["occurred_at"], r["record_id"]))
 
 
 def _subject_step(
