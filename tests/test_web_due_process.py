@@ -294,3 +294,12 @@ def test_credit_repair_applied_and_granted_once(served: Any) -> None:
         "/v1/public/search", params={"q": "荣市监罚〔2026〕12号"}, headers=auth(keys, "public")
     ).json()
     assert found["results"] == []
+
+
+def test_a_subject_reads_only_its_own_cases(served: Any) -> None:
+    client, _, keys = served
+    subject = auth(keys, "subject")
+    for path in ("/v1/objections", "/v1/repairs"):
+        problem(client.get(path, headers=subject), 403, None, "only its own data")
+        problem(client.get(path, params={"subject": FIRM}, headers=subject), 403, None, "")
+        assert client.get(path, params={"subject": LISTED}, headers=subject).status_code == 200
