@@ -119,7 +119,7 @@ def test_subject_sees_who_looked_and_opens_the_report(base_url: Any, browser: An
     page = browser.new_page()
     sign_in(page, url, keys["subject"])
     assert page.url.endswith("/me")
-    looked = page.locator("table").inner_text()
+    looked = page.locator("#looked").inner_text()
     assert "t-service" in looked and "check (flight)" in looked
     accessible(page, "subject-portal")
     with page.expect_download(timeout=120_000) as download:  # the report is built first
@@ -159,4 +159,44 @@ def test_the_api_docs_render_offline(base_url: Any, browser: Any) -> None:
     assert page.locator(".opblock").count() >= 20
     assert not elsewhere
     page.screenshot(path=str(SHOTS / "api-docs.png"))
+    page.close()
+
+
+def test_a_subject_objects_an_adjudicator_upholds_and_the_desk_allows(
+    base_url: Any, browser: Any
+) -> None:
+    """Issue 11's due-process path: the subject objects to its listing and sees the
+    dispute mark (SPC Fa Shi [2017] No. 7, Art. 11); the adjudicator upholds it from
+    the queue; the service desk's flight check turns to allow (the entry is void)."""
+    url, keys = base_url
+    page = browser.new_page()
+    sign_in(page, url, keys["subject"])
+    page.get_by_label("Record", exact=True).first.select_option("c1")
+    page.get_by_label("Ground of objection").select_option("should_not_be_listed")
+    page.get_by_label("Your statement").fill("I was never a party to this case")
+    page.get_by_role("button", name="File the objection").click()
+    assert "filed" in page.locator("#done").inner_text()
+    assert "Disputed" in page.locator("#records").inner_text()
+    accessible(page, "subject-objection-filed")
+    page.close()
+
+    page = browser.new_page()
+    sign_in(page, url, keys["adjudicator"])
+    assert page.url.endswith("/queue")
+    accessible(page, "adjudicator-queue")
+    page.locator("#objections a").first.click()
+    page.get_by_label("Uphold: correct the record").check()
+    page.get_by_label("Reason").fill("Another person of the same name")
+    page.get_by_role("button", name="Decide").click()
+    assert page.locator("#done").inner_text() == "Decided: upheld."
+    accessible(page, "adjudicator-decided")
+    page.close()
+
+    page = browser.new_page()
+    sign_in(page, url, keys["service"])
+    page.get_by_label("Identity number or unified social credit code").fill(LISTED)
+    page.get_by_label("Service").select_option("flight")
+    page.get_by_role("button", name="Check").click()
+    assert page.locator("#decision").inner_text() == "Allow"
+    accessible(page, "desk-allow-after-objection")
     page.close()

@@ -71,3 +71,33 @@ def build_registry(folder: Path) -> tuple[Path, dict[str, str]]:
     for role, scope in scopes.items():
         _, keys[role] = ops.add_principal(reg, op, f"t-{role}", role, **scope)  # type: ignore[arg-type]
     return db, keys
+
+
+FIRM = "91371082MA3C4D5E7U"
+REGULATOR = "regulator:samr-rongcheng"
+PENALTY_NO = "荣市监罚〔2026〕12号"
+
+
+def add_penalty(db: Path) -> str:
+    """A firm's ordinary administrative penalty, decided 15 Apr 2026 and paid on 30 Jun
+    (NDRC Order No. 36: repair from 15 Jul), and the firm's portal key."""
+    reg, op = ops.Registry(db), local_operator()
+    ops.register_source(reg, op, REGULATOR, "regulator")
+    lines = [
+        {"record_id": "n1", "subject_id": FIRM, "type": "registry.name",
+         "occurred_at": "2020-01-01", "source": REGULATOR,
+         "attributes": {"name": "荣成海味有限公司"}},
+        {"record_id": "p1", "subject_id": FIRM, "type": "admin.penalty_decision",
+         "occurred_at": "2026-04-15", "source": REGULATOR,
+         "attributes": {"decision_no": PENALTY_NO, "severity": "ordinary",
+                        "authority": "Rongcheng market regulator", "fine": 20000}},
+        {"record_id": "pp1", "subject_id": FIRM, "type": "admin.penalty_performed",
+         "occurred_at": "2026-06-30", "source": REGULATOR,
+         "attributes": {"decision_no": PENALTY_NO}},
+    ]  # fmt: skip
+    path = db.parent / "penalty.jsonl"
+    path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), "utf-8")
+    ops.import_records(reg, op, path)
+    ops.evaluate(reg, op)
+    _, key = ops.add_principal(reg, op, "t-firm", "subject", subject_id=FIRM)
+    return key

@@ -23,12 +23,13 @@ from xinyong.packs import installed_packs
 from xinyong.process import notices
 from xinyong.process import objections as obj
 from xinyong.process import repair as rep
-from xinyong.process.objections import DueProcessError
+from xinyong.process.objections import CaseConflict, DueProcessError, UnknownCase, Unprocessable
 from xinyong.process.recompute import recompute_subjects
 from xinyong.process.statements import STATEMENT
 from xinyong.timeutil import local_date, now_utc, to_local_iso
 
 __all__ = [
+    "CaseConflict",
     "DueProcessError",
     "Refused",
     "add_statement",
@@ -40,6 +41,9 @@ __all__ = [
     "list_repairs",
     "reconsider_objection",
     "send_notices",
+    "subject_records",
+    "Unprocessable",
+    "UnknownCase",
 ]
 
 
@@ -107,7 +111,7 @@ def file_objection(
         record = obj.target(store, subject, record_id)
         obj.not_before(record, when)
         if record.type.startswith(("objection.", "repair.", "subject.statement")):
-            raise DueProcessError(
+            raise Unprocessable(
                 f"--record: {record_id!r} is a due-process record, not a fact to contest"
             )
         pack = obj.system_for(installed_packs(store, when), record, ground)
@@ -115,7 +119,7 @@ def file_objection(
         review_due = obj.due(when, pack.process.review)
         for o in obj.objections(store, subject=subject):
             if o.record_id == record_id and o.pending:
-                raise DueProcessError(
+                raise CaseConflict(
                     f"--record: objection {o.objection_id} against {record_id} is still pending"
                 )
         objection_id = obj.new_id("objection")
@@ -170,35 +174,35 @@ def _decide(
     with reg.store(needs_packs=True) as store:
         o = obj.find(store, objection_id)
         if not o.pending:
-            raise DueProcessError(
+            raise CaseConflict(
                 f"OBJECTION_ID: objection {objection_id} was already decided ({o.status}"
                 f" on {to_local_iso(o.decided_at)}); request reconsideration instead"
             )
         if when < o.last_at:
-            raise DueProcessError(
+            raise Unprocessable(
                 f"--at: a decision cannot precede the step it decides ({to_local_iso(o.last_at)})"
             )
         record = obj.target_or_none(store, o.record_id)
         assert record is not None
         pack = obj.packs_by_system(store, None).get(o.system)
         if pack is None or pack.process is None:
-            raise DueProcessError(
+            raise Unprocessable(
                 f"OBJECTION_ID: system {o.system!r} has no objection process installed"
             )
         if corrected_record is not None and not (uphold and o.ground == "inaccurate"):
-            raise DueProcessError(
+            raise Unprocessable(
                 "--corrected-record: only an upheld objection on ground inaccurate names"
                 " a corrected record"
             )
         if uphold and o.ground == "inaccurate":
             if corrected_record is None:
-                raise DueProcessError(
+                raise Unprocessable(
                     "--corrected-record: upholding an objection on ground inaccurate needs the"
                     " corrected record that replaces the disputed one"
                 )
             fixed = obj.target(store, o.subject_id, corrected_record)
             if fixed.type != record.type or fixed.record_id == record.record_id:
-                raise DueProcessError(
+                raise Unprocessable(
                     f"--corrected-record: {corrected_record!r} must be another {record.type}"
                     f" record of {o.subject_id}"
                 )
@@ -284,16 +288,16 @@ def reconsider_objection(
         pack = obj.packs_by_system(store, None).get(o.system)
         process = pack.process if pack is not None else None
         if process is None or process.reconsideration_window is None:
-            raise DueProcessError(f"OBJECTION_ID: system {o.system!r} provides no reconsideration")
+            raise Unprocessable(f"OBJECTION_ID: system {o.system!r} provides no reconsideration")
         if o.status != "rejected" or o.level != 1 or o.decided_at is None:
-            raise DueProcessError(
+            raise CaseConflict(
                 f"OBJECTION_ID: objection {objection_id} is {o.status}; only a rejected"
                 " first-level decision can be reconsidered"
             )
         window = process.reconsideration_window
         last = obj.due(o.decided_at, window)
         if local_date(when) > last or when < o.decided_at:
-            raise DueProcessError(
+            raise Unprocessable(
                 f"--at: the reconsideration window closed on {last} (within"
                 f" {window.days} {window.unit.replace('_', ' ')} of the decision;"
                 f" {window.legal_basis})"
@@ -349,6 +353,55 @@ def list_objections(
     if overdue:
         found = [o for o in found if o["overdue"]]
     audit_event(reg, who, "objections.read", "allowed", subject=subject, results=len(found))
+    return found
+
+
+#: Types that are steps of due process or corrections, not facts a subject contests.
+_STEPS = ("objection.", "repair.", "subject.", "record.revoked")
+
+
+def subject_records(
+    reg: Registry, who: Principal, subject: str, *, at: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The records a subject may contest (the portal's list): each with ``disputed``
+    and the ``objection_id`` while an objection is pending, and its statements.
+    The same marks as ``explain`` (``process.disputes``), without evaluating."""
+    from xinyong.access.gate import domain_refusals
+    from xinyong.process import disputes
+    from xinyong.process import purge as retention_purge
+
+    subject = _subject(subject)
+    allow(reg, who, "objections.read", subject=subject)
+    when = at or now_utc()
+    with (
+        reg.store(read_only=True) as store,
+        domain_refusals(reg, who, "objections.read", subject),
+    ):
+        retention_purge.guard(store, subject, when, None)
+        rows = store.sql.execute(
+            "SELECT record_id, type, occurred_at, source FROM records "
+            "WHERE subject_id = ? AND occurred_at <= ? ORDER BY occurred_at, record_id",
+            [subject, when],
+        ).fetchall()
+        pending = {o.record_id: o for o, _ in disputes._pending(store, [subject], when, None)}
+        said = disputes.statements(store, [subject], when, None)
+    found = []
+    for rid, rtype, occurred, source in rows:
+        if rtype.startswith(_STEPS):
+            continue
+        o = pending.get(rid)
+        found.append(
+            {
+                "record_id": rid,
+                "type": rtype,
+                "occurred_at": to_local_iso(occurred),
+                "source": source,
+                "disputed": o is not None,
+                "objection_id": o.objection_id if o is not None else None,
+                "statements": said.get(rid, []),
+            }
+        )
+    audit_event(reg, who, "objections.read", "allowed", subject=subject, records=len(found))
     return found
 
 
@@ -416,7 +469,7 @@ def apply_repair(
         pack = rep.repair_pack(packs, record)
         for r in rep.repairs(store, packs, subject=subject):
             if r.record_id == record_id and r.status in ("applied", "granted"):
-                raise DueProcessError(
+                raise CaseConflict(
                     f"--record: repair {r.repair_id} of {record_id} is already {r.status}"
                 )
         start, key = rep.check_conditions(store, pack, record, commitment, when)
@@ -483,12 +536,12 @@ def decide_repair(
         packs = installed_packs(store, None)
         found = {r.repair_id: r for r in rep.repairs(store, packs)}
         if repair_id not in found:
-            raise DueProcessError(f"REPAIR_ID: no repair application {repair_id!r} in the registry")
+            raise UnknownCase(f"REPAIR_ID: no repair application {repair_id!r} in the registry")
         r = found[repair_id]
         if r.status != "applied":
-            raise DueProcessError(f"REPAIR_ID: repair {repair_id} was already decided ({r.status})")
+            raise CaseConflict(f"REPAIR_ID: repair {repair_id} was already decided ({r.status})")
         if when < r.applied_at:
-            raise DueProcessError("--at: a decision cannot precede the application")
+            raise Unprocessable("--at: a decision cannot precede the application")
         outcome = "granted" if grant else "refused"
         decision_id = obj.new_id("repair-decision")
         records = [

@@ -68,7 +68,34 @@ MAX_STATEMENT = 4000
 
 
 class DueProcessError(ValueError):
-    """Bad input to a due-process operation: what is wrong and where; nothing written."""
+    """Bad input to a due-process operation: what is wrong and where; nothing written.
+
+    The message starts with the argument at fault (``--record: …``, ``OBJECTION_ID:
+    …``). ``http_status`` is how the HTTP API answers it: 400 a malformed value (an
+    empty text, an instant in the future), and the subclasses below."""
+
+    http_status = 400
+
+
+class Unprocessable(DueProcessError):
+    """Well-formed, but the registry's facts refuse it: a record that does not exist or
+    is another subject's, a ground no pack accepts, repair before its minimum period
+    or without performance, a reconsideration out of time (HTTP 422)."""
+
+    http_status = 422
+
+
+class CaseConflict(DueProcessError):
+    """The case's state forbids the step: a decision on a decided objection or repair,
+    a second pending objection or repair on one record (HTTP 409)."""
+
+    http_status = 409
+
+
+class UnknownCase(DueProcessError):
+    """No objection or repair application with that id (HTTP 404)."""
+
+    http_status = 404
 
 
 @dataclass
@@ -155,10 +182,10 @@ def target(store: Store, subject_id: str, record_id: str) -> Target:
         [record_id],
     ).fetchone()
     if row is None:
-        raise DueProcessError(f"--record: no record {record_id!r} in the registry")
+        raise Unprocessable(f"--record: no record {record_id!r} in the registry")
     found = Target(*row)
     if found.subject_id != subject_id:
-        raise DueProcessError(
+        raise Unprocessable(
             f"--record: record {record_id!r} is not about {subject_id}; a subject may act"
             " only on its own records"
         )
@@ -168,7 +195,7 @@ def target(store: Store, subject_id: str, record_id: str) -> Target:
 def not_before(record: Target, at: datetime) -> None:
     """A step about a record cannot precede the record itself (valid time)."""
     if at < record.occurred_at:
-        raise DueProcessError(
+        raise Unprocessable(
             f"--at: {to_local_iso(at)} is before record {record.record_id} occurred"
             f" ({to_local_iso(record.occurred_at)})"
         )
@@ -184,14 +211,14 @@ def system_for(packs: list[Pack], record: Target, ground: str) -> Pack:
         and record.source_kind in p.scope.source_kinds
     ]
     if not seeing:
-        raise DueProcessError(
+        raise Unprocessable(
             f"--record: record {record.record_id!r} ({record.type}) is outside every"
             " installed system's objection process"
         )
     accepting = [p for p in seeing if p.process is not None and ground in p.process.grounds]
     if not accepting:
         offered = sorted({g for p in seeing if p.process for g in p.process.grounds})
-        raise DueProcessError(
+        raise Unprocessable(
             f"--ground: {ground!r} is not a ground that "
             f"{', '.join(p.system for p in seeing)} accepts for {record.type}; "
             f"grounds: {', '.join(offered)}"
@@ -347,7 +374,7 @@ def find(store: Store, objection_id: str) -> Objection:
     for obj in objections(store):
         if obj.objection_id == objection_id:
             return obj
-    raise DueProcessError(f"OBJECTION_ID: no objection {objection_id!r} in the registry")
+    raise UnknownCase(f"OBJECTION_ID: no objection {objection_id!r} in the registry")
 
 
 def correction(obj: Objection, record: Target) -> datetime:

@@ -21,7 +21,7 @@ from typing import Any
 from xinyong.catalog.vocabulary import attribute_column
 from xinyong.ledger.store import Store
 from xinyong.packs import Pack
-from xinyong.process.objections import DueProcessError, Target, due
+from xinyong.process.objections import DueProcessError, Target, Unprocessable, due
 from xinyong.timeutil import add_local_months, local_date, now_utc, to_local_iso
 
 APPLIED = "repair.applied"
@@ -64,7 +64,7 @@ def repair_pack(packs: list[Pack], record: Target) -> Pack:
             and any(s.entry_type == record.type for s in p.lists)
         ):
             return p
-    raise DueProcessError(
+    raise Unprocessable(
         f"--record: record {record.record_id!r} ({record.type}) is not published"
         " information that credit repair applies to"
     )
@@ -82,7 +82,7 @@ def eligible_from(store: Store, pack: Pack, record: Target) -> date:
     assert spec is not None
     value = _attr(store, record.record_id, spec.attribute)
     if value not in spec.minimum_months:
-        raise DueProcessError(
+        raise Unprocessable(
             f"--record: {spec.attribute} {value!r} of record {record.record_id} has no"
             " minimum period in the pack"
         )
@@ -101,7 +101,7 @@ def check_conditions(
         )
     start = eligible_from(store, pack, record)
     if local_date(at) < start:
-        raise DueProcessError(
+        raise Unprocessable(
             f"--record: the minimum publication period has not passed: eligible from {start}"
             f" ({spec.legal_basis.strip()})"
         )
@@ -113,7 +113,7 @@ def check_conditions(
         [record.subject_id, *spec.performed_by, key, at],
     ).fetchone()
     if not row or not row[0]:
-        raise DueProcessError(
+        raise Unprocessable(
             f"--record: the penalty {key} is not performed: no {' or '.join(spec.performed_by)}"
             f" record of {spec.key} {key} (NDRC Order No. 36 requires the obligations performed)"
         )

@@ -191,6 +191,7 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 
 _ROLE_HOME = {
     "subject": "/me",
+    "adjudicator": "/queue",
     "service": "/desk",
     "operator": "/console",
     "regulator": "/console",
@@ -224,12 +225,227 @@ def portal(request: Request) -> Response:
     who = _who(request)
     if who is None:
         return _login_first(request)
+    return _guarded(request, lambda: _portal(request, who))
+
+
+def _portal(request: Request, who: Principal, status: int = 200, **done: Any) -> Response:
+    """The portal: my records (with their dispute marks and statements), my objections
+    and repair applications, the forms that contest them, who looked at me."""
+    from xinyong.access import due_process as dp
+
+    if who.role != "subject" or not who.subject_id:
+        raise Refused("report:other-subject", f"{who.name} ({who.role}) has no portal")
+    state = _state(request)
+    with state.reading() as reg:
+        records = dp.subject_records(reg, who, who.subject_id)
+        objections = dp.list_objections(reg, who, subject=who.subject_id)
+        repairs = dp.list_repairs(reg, who, subject=who.subject_id)
+    # the portal's own reads (rendering this page) are not someone looking at me
+    looked = [
+        e
+        for e in ops.audit_show(state.reg, who, who.subject_id)
+        if not (e.principal == who.name and e.action in _PORTAL_READS)
+    ]
+    return render(
+        request,
+        "portal.html.j2",
+        status,
+        subject=who.subject_id,
+        looked=looked,
+        records=records,
+        objections=objections,
+        repairs=repairs,
+        grounds=_GROUNDS,
+        **done,
+    )
+
+
+_PORTAL_READS = ("objections.read", "repair.read", "audit.read")
+
+#: The objection grounds (issue 9) as the forms offer them.
+_GROUNDS = ("should_not_be_listed", "inaccurate", "should_have_been_deleted", "not_mine", "other")
+
+
+def _subject_step(
+    request: Request, csrf: str, step: Callable[[Any, Principal], dict[str, Any]], done: str
+) -> Response:
+    """A due-process step the signed-in subject takes from the portal; the portal
+    again with what was done, or with the refusal and nothing written."""
+    from xinyong.access import due_process as dp
+
+    who = _who(request)
+    if who is None:
+        return _login_first(request)
 
     def go() -> Response:
+        _check_csrf(request, csrf)
         if who.role != "subject" or not who.subject_id:
-            raise Refused("report:other-subject", f"{who.name} ({who.role}) has no portal")
-        looked = ops.audit_show(_state(request).reg, who, who.subject_id)
-        return render(request, "portal.html.j2", subject=who.subject_id, looked=looked)
+            raise Refused("objections.file", f"{who.name} ({who.role}) has no portal")
+        try:
+            with _state(request).writing() as reg:
+                answer = step(reg, who)
+        except dp.DueProcessError as exc:
+            return _portal(request, who, exc.http_status, failed=str(exc))
+        return _portal(request, who, done=done, answer=answer)
+
+    return _guarded(request, go)
+
+
+@router.post("/me/objections", response_class=HTMLResponse)
+def my_objection(
+    request: Request,
+    record: str = Form(""),
+    ground: str = Form(""),
+    statement: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:
+    from xinyong.access import due_process as dp
+
+    return _subject_step(
+        request,
+        csrf,
+        lambda reg, who: dp.file_objection(
+            reg, who, who.subject_id or "", record, ground, statement
+        ),
+        "objection",
+    )
+
+
+@router.post("/me/statements", response_class=HTMLResponse)
+def my_statement(
+    request: Request, record: str = Form(""), text: str = Form(""), csrf: str = Form("")
+) -> Response:
+    from xinyong.access import due_process as dp
+
+    return _subject_step(
+        request,
+        csrf,
+        lambda reg, who: dp.add_statement(reg, who, who.subject_id or "", record, text),
+        "statement",
+    )
+
+
+@router.post("/me/repairs", response_class=HTMLResponse)
+def my_repair(
+    request: Request, record: str = Form(""), commitment: str = Form(""), csrf: str = Form("")
+) -> Response:
+    from xinyong.access import due_process as dp
+
+    return _subject_step(
+        request,
+        csrf,
+        lambda reg, who: dp.apply_repair(reg, who, who.subject_id or "", record, commitment),
+        "repair",
+    )
+
+
+# ---------------------------------------------------------------------------
+# the adjudicator's queue
+
+
+def _pending_cases(
+    request: Request, who: Principal
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Pending objections and repair applications, overdue first, then by due date."""
+    from xinyong.access import due_process as dp
+
+    today = date.today().isoformat()
+    with _state(request).reading() as reg:
+        objections = [
+            o for o in dp.list_objections(reg, who) if o["status"] in ("open", "reconsideration")
+        ]
+        repairs = [r for r in dp.list_repairs(reg, who) if r["status"] == "applied"]
+    for r in repairs:
+        r["overdue"] = bool(r["decision_due"] and r["decision_due"] < today)
+    objections.sort(key=lambda o: (not o["overdue"], o["due"] or "", o["objection_id"]))
+    repairs.sort(key=lambda r: (not r["overdue"], r["decision_due"] or "", r["repair_id"]))
+    return objections, repairs
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue(request: Request) -> Response:
+    who = _who(request)
+    if who is None:
+        return _login_first(request)
+
+    def go() -> Response:
+        objections, repairs = _pending_cases(request, who)
+        return render(request, "queue.html.j2", objections=objections, repairs=repairs)
+
+    return _guarded(request, go)
+
+
+def _case(request: Request, who: Principal, kind: str, case_id: str) -> dict[str, Any]:
+    from xinyong.access import due_process as dp
+
+    with _state(request).reading() as reg:
+        if kind == "objection":
+            found = [o for o in dp.list_objections(reg, who) if o["objection_id"] == case_id]
+        else:
+            found = [r for r in dp.list_repairs(reg, who) if r["repair_id"] == case_id]
+    if not found:
+        raise ops.NotFound(f"no {kind} {case_id!r} in the registry")
+    return found[0]
+
+
+@router.get("/queue/{kind}/{case_id}", response_class=HTMLResponse)
+def queue_case(request: Request, kind: str, case_id: str) -> Response:
+    who = _who(request)
+    if who is None:
+        return _login_first(request)
+
+    def go() -> Response:
+        if kind not in ("objection", "repair"):
+            raise ops.NotFound(f"no case kind {kind!r}: objection or repair")
+        case = _case(request, who, kind, case_id)
+        return render(request, "queue_case.html.j2", kind=kind, case=case, case_id=case_id)
+
+    return _guarded(request, go)
+
+
+@router.post("/queue/{kind}/{case_id}", response_class=HTMLResponse)
+def queue_decide(
+    request: Request,
+    kind: str,
+    case_id: str,
+    outcome: str = Form(""),
+    reason: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:
+    """Decide one case: uphold or reject an objection, grant or refuse a repair."""
+    from xinyong.access import due_process as dp
+
+    who = _who(request)
+    if who is None:
+        return _login_first(request)
+
+    def go() -> Response:
+        _check_csrf(request, csrf)
+        outcomes = {"objection": ("uphold", "reject"), "repair": ("grant", "refuse")}
+        if kind not in outcomes:
+            raise ops.NotFound(f"no case kind {kind!r}: objection or repair")
+        if outcome not in outcomes[kind]:
+            raise ValueError(f"outcome {outcome!r}: {' or '.join(outcomes[kind])}")
+        try:
+            with _state(request).writing() as reg:
+                if kind == "objection":
+                    answer = dp.decide_objection(
+                        reg, who, case_id, uphold=outcome == "uphold", reason=reason
+                    )
+                else:
+                    answer = dp.decide_repair(
+                        reg, who, case_id, grant=outcome == "grant", reason=reason
+                    )
+        except dp.DueProcessError as exc:
+            case = _case(request, who, kind, case_id)
+            return render(
+                request, "queue_case.html.j2", exc.http_status, kind=kind, case=case,
+                case_id=case_id, failed=str(exc),
+            )  # fmt: skip
+        case = _case(request, who, kind, case_id)
+        return render(
+            request, "queue_case.html.j2", kind=kind, case=case, case_id=case_id, answer=answer
+        )
 
     return _guarded(request, go)
 

@@ -4,7 +4,9 @@ One mapping from the domain's exceptions to HTTP: a refusal (a missing
 permission, no consent, a wrong purpose, an unlicensed system, a purged
 history, already audited by the gate) is 403 naming the permission; a missing
 or bad key 401; bad input 400 (422 when the request's shape is wrong, naming the
-field); an id the registry does not hold 404; a registry that is missing, not a
+field); an id the registry does not hold 404; a due-process step its case's state
+forbids 409, and one the registry's facts refuse 422, naming the field
+(``DueProcessError.http_status``); a registry that is missing, not a
 registry, or busy 503. Nothing a client sends ends in a 500, and no traceback
 ever leaves the server."""
 
@@ -22,6 +24,7 @@ from xinyong.access.permissions import Refused
 from xinyong.access.reads import NotFound
 from xinyong.checks.questions import UnknownName
 from xinyong.ledger.store import RegistryError, RegistryInUse
+from xinyong.process.objections import DueProcessError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("xinyong.web")
@@ -53,6 +56,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "Missing or bad API key"),
         (403, "Refused"),
         (404, "Not found"),
+        (409, "Conflict with the case's state"),
         (422, "Invalid request"),
         (503, "Registry not available"),
     )
@@ -122,6 +126,14 @@ def install(app: FastAPI) -> None:
     async def missing(request: Request, exc: FileNotFoundError) -> JSONResponse:
         return problem(request, 503, "Registry not available", str(exc))
 
+    @app.exception_handler(DueProcessError)
+    async def due_process(request: Request, exc: DueProcessError) -> JSONResponse:
+        message = str(exc)
+        field = due_process_field(message)
+        errors = [{"field": field, "reason": message.split(": ", 1)[1]}] if field else None
+        status = exc.http_status
+        return problem(request, status, _due_titles[status], message, errors=errors)
+
     @app.exception_handler(ValueError)
     async def bad_input(request: Request, exc: ValueError) -> JSONResponse:
         return problem(request, 400, "Bad input", str(exc))
@@ -144,6 +156,35 @@ def install(app: FastAPI) -> None:
         return problem(
             request, 500, "Internal error", "unexpected failure; the server log has the details"
         )
+
+
+_due_titles = {
+    400: "Bad input",
+    404: "Not found",
+    409: "Conflict with the case's state",
+    422: "Refused by the registry's facts",
+}
+
+#: The argument a due-process message names (the CLI's spelling) as the API's field.
+_DUE_FIELDS = {
+    "SUBJECT": "subject_id",
+    "OBJECTION_ID": "objection_id",
+    "REPAIR_ID": "repair_id",
+    "--record": "record_id",
+    "--corrected-record": "corrected_record",
+    "--ground": "ground",
+    "--statement": "statement",
+    "--reason": "reason",
+    "--text": "text",
+    "--commitment": "commitment",
+    "--at": "at",
+}
+
+
+def due_process_field(message: str) -> str | None:
+    """The API field a DueProcessError's message starts with, if any."""
+    head = message.split(": ", 1)[0]
+    return _DUE_FIELDS.get(head)
 
 
 _titles = {404: "Not found", 405: "Method not allowed", 413: "Too large", 415: "Unsupported"}

@@ -1,17 +1,17 @@
 """The JSON API, one router per area. ``ROUTERS`` is what the app mounts: a new
-area (e.g. the due-process endpoints of ``access.due_process``) is one module
-with a ``router`` and one line here."""
+area is one module with a ``router`` and one line here."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from xinyong.web.api import admin, checks, packs, public, records, subjects
+from xinyong.web.api import admin, checks, due_process, packs, public, records, subjects
 
 ROUTERS: list[APIRouter] = [
     records.router,
     checks.router,
     subjects.router,
+    due_process.router,
     packs.router,
     admin.router,
     public.router,

@@ -27,6 +27,10 @@ class ReasonOut(BaseModel):
     until: str | None
     remedy: str | None = None
     via: dict[str, str] | None = None
+    # issue 9: a pending objection marks the reasons resting on its record
+    disputed: bool | None = None
+    objection_id: str | None = None
+    human_review: bool | None = None
 
 
 class CheckOut(BaseModel):
