@@ -79,8 +79,6 @@ class Registry:
     def hold(self, *, read_only: bool = False) -> None:
         """Keep a store open until ``release`` (a server's reader thread holds one
         read-only store, so that a read does not open the file anew)."""
-        from xinyong.ledger.store import Store
-
         if self._open is None:
             from xinyong.ledger.store import Store
 
