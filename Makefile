@@ -23,7 +23,7 @@ serve: install
 	$(BIN)/xinyong serve --demo-keys
 
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
