@@ -9,28 +9,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from xinyong.access import operations as ops
+from xinyong.checks.answers import Reason
 from xinyong.web.deps import Caller, State, instant
 from xinyong.web.deps import known_at as known_instant
 from xinyong.web.problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/v1", tags=["checks"], responses=PROBLEM_RESPONSES)
-
-
-class ReasonOut(BaseModel):
-    system: str
-    list: str | None = None
-    grade: str | None = None
-    rule: str
-    effect: str
-    legal_basis: str
-    since: str
-    until: str | None
-    remedy: str | None = None
-    via: dict[str, str] | None = None
-    # issue 9: a pending objection marks the reasons resting on its record
-    disputed: bool | None = None
-    objection_id: str | None = None
-    human_review: bool | None = None
 
 
 class CheckOut(BaseModel):
@@ -40,7 +24,7 @@ class CheckOut(BaseModel):
     service: str
     at: str
     decision: str
-    reasons: list[ReasonOut]
+    reasons: list[Reason]  # the CLI's reason model, one definition
 
 
 class BulkChecksIn(BaseModel):
