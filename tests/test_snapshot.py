@@ -157,3 +157,34 @@ def test_a_killed_evaluate_leaves_the_previous_results_answering(registry: Path)
     cli(registry, "evaluate")
     assert ask(registry).answered_from == "snapshot"
     assert ask(registry, OTHER).decision == "deny"
+
+
+_FAST_PATH_PROBE = """
+import sys, threading
+from xinyong.access import operations
+import xinyong.cli
+heavy = [m for m in ("duckdb", "ibis", "pandas", "pyarrow", "numpy") if m in sys.modules]
+errors = []
+def touch():
+    try:
+        operations.retention_purge.guard
+        operations.licensing.bindings
+    except Exception as exc:  # a half-initialized module
+        errors.append(repr(exc))
+threads = [threading.Thread(target=touch) for _ in range(32)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(heavy, errors)
+"""
+
+
+def test_the_check_path_loads_no_engine_and_its_deferred_modules_are_thread_safe() -> None:
+    """A `xinyong check` answered from the snapshot imports neither DuckDB, Ibis nor
+    pandas; the modules it defers load safely when a server's threads first touch
+    them together (the stdlib LazyLoader raised AttributeError there)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FAST_PATH_PROBE], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[] []", out.stdout + out.stderr
