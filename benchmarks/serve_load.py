@@ -165,7 +165,7 @@ def _bulk_checks(url: str, key: str, subjects: list[str]) -> dict:
 
 
 def _bulk_records(url: str, key: str, city: Path, n: int) -> dict:
-    files = sorted(city.glob("records-*.parquet"))
+    files = sorted(city.rglob("records-*.parquet"))  # demo --out DIR writes DIR/city/
     table = pq.read_table(files[-1])
     rows = table.slice(0, n).to_pylist()
     lines = []
