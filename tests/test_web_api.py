@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from test_access import ALLOWED, PUBLIC_DOCS
-from web_support import CASE_NO, CLEAN, COURT, LISTED, build_registry
+from web_support import CASE_NO, CLEAN, COURT, LISTED, LISTING, build_registry
 from xinyong.access import operations as ops
 from xinyong.audit.chain import AuditChain
 from xinyong.web import create_app
@@ -164,19 +164,7 @@ def _request(client: TestClient, h: dict[str, str], action: str) -> Any:
     if action == "import":  # a record already held: a duplicate, nothing written
         return client.post(
             "/v1/records",
-            json={
-                "record_id": "c1",
-                "subject_id": LISTED,
-                "type": "court.listing_decision",
-                "occurred_at": "2024-03-01",
-                "source": COURT,
-                "attributes": {
-                    "case_no": CASE_NO,
-                    "ground": "evades_enforcement",
-                    "extension_years": 1,
-                    "grace_days": 30,
-                },
-            },
+            json=LISTING,
             headers=h,
         )
     if action == "purge":

@@ -19,6 +19,22 @@ LENDER = "lender:bank-a"
 CASE_NO = "(2024)鲁1082执100号"
 
 
+#: The one court listing the test registry holds (the subject LISTED).
+LISTING = {
+    "record_id": "c1",
+    "subject_id": LISTED,
+    "type": "court.listing_decision",
+    "occurred_at": "2024-03-01",
+    "source": COURT,
+    "attributes": {
+        "case_no": CASE_NO,
+        "ground": "evades_enforcement",
+        "extension_years": 1,
+        "grace_days": 30,
+    },
+}
+
+
 def build_registry(folder: Path) -> tuple[Path, dict[str, str]]:
     """(registry path, {role: key})."""
     from xinyong.packs import shipped_pack_paths
@@ -36,23 +52,7 @@ def build_registry(folder: Path) -> tuple[Path, dict[str, str]]:
         ops.register_source(reg, op, LENDER, "lender")
     records = folder / "records.jsonl"
     records.write_text(
-        json.dumps(
-            {
-                "record_id": "c1",
-                "subject_id": LISTED,
-                "type": "court.listing_decision",
-                "occurred_at": "2024-03-01",
-                "source": COURT,
-                "attributes": {
-                    "case_no": CASE_NO,
-                    "ground": "evades_enforcement",
-                    "extension_years": 1,
-                    "grace_days": 30,
-                },
-            },
-            ensure_ascii=False,
-        )
-        + "\n",
+        json.dumps(LISTING, ensure_ascii=False) + "\n",
         encoding="utf-8",
     )
     ops.import_records(reg, op, records)
