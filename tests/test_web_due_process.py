@@ -89,8 +89,15 @@ def test_the_portal_files_an_objection_and_the_queue_decides_it(served: Any) -> 
     court = page_client(db, keys["adjudicator"])
     queue = court.get("/queue?lang=en")
     assert queue.status_code == 200 and f"/queue/objection/{oid.group(1)}" in queue.text
-    case = court.get(f"/queue/objection/{oid.group(1)}")
+    # the ground as the adjudicator reads it, in the page's language, not its code
+    assert "Should not be listed" in queue.text and "should_not_be_listed" not in queue.text
+    assert "不应被列入名单" in court.get(f"/queue/objection/{oid.group(1)}?lang=zh").text
+    case = court.get(f"/queue/objection/{oid.group(1)}?lang=en")
     assert oid.group(1) in case.text and 'value="uphold"' in case.text
+    # each role's navigation links only the pages it may open
+    assert 'href="/queue"' in queue.text and 'href="/desk"' not in queue.text
+    assert 'href="/me"' in portal.text and 'href="/queue"' not in portal.text
+    assert 'href="/desk"' not in portal.text and 'href="/console"' not in portal.text
     decided = court.post(
         f"/queue/objection/{oid.group(1)}",
         data={"outcome": "reject", "reason": "the case file names the subject",

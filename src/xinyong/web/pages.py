@@ -28,7 +28,7 @@ from markupsafe import Markup
 from starlette.middleware.sessions import SessionMiddleware
 
 from xinyong.access import operations as ops
-from xinyong.access.permissions import Refused
+from xinyong.access.permissions import PERMISSIONS, Refused
 from xinyong.access.principals import Principal
 from xinyong.ledger.store import RegistryError
 from xinyong.web import i18n
@@ -94,17 +94,43 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     env = _env.overlay()
     env.install_gettext_translations(tr, newstyle=True)  # type: ignore[attr-defined]
     here = request.url.path
+    who = _who(request)
     html = env.get_template(template).render(
         request=request,
         lang=lang,
         html_lang=i18n.html_lang(lang),
         languages=i18n.LANGUAGES,
         here=here,
-        who=_who(request),
+        who=who,
+        pages=_pages_for(who),
         csrf=_csrf(request),
         **context,
     )
     return HTMLResponse(html, status_code=status)
+
+
+#: The role pages, each with the permissions one of which lets a principal use it
+#: (the navigation offers a signed-in principal only the pages it may open).
+_PAGE_NEEDS: dict[str, tuple[str, ...]] = {
+    "/desk": ("check",),
+    "/queue": ("objections.decide", "repair.decide"),
+    "/console": ("statistics",),
+}
+
+
+def _pages_for(who: Principal | None) -> frozenset[str]:
+    """The role pages the navigation links: all of them for a visitor (each asks to
+    sign in), only the usable ones for a signed-in principal."""
+    if who is None:
+        return frozenset({"/me", *_PAGE_NEEDS})
+    usable = {
+        page
+        for page, needs in _PAGE_NEEDS.items()
+        if any(who.role in PERMISSIONS[n] for n in needs)  # type: ignore[index]
+    }
+    if who.role == "subject" and who.subject_id:
+        usable.add("/me")
+    return frozenset(usable)
 
 
 def _failure(request: Request, exc: Exception) -> HTMLResponse:
