@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -138,6 +139,37 @@ def test_public_search_shows_only_active_entries_with_public_fields_masked(
         assert [r["masked_id"] for r in ops.public_search(reg, who, query)] == [masked]
     assert ops.public_search(reg, who, "(2026)鲁1082执2号") == []
     assert ops.public_search(reg, who, "(2026)鲁1082执3号") == []
+
+
+def test_public_search_and_statistics_only_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public search page and the statistics are reads: they answer while another
+    process holds the registry open for reading (a writer's lock would be refused)."""
+    reg = _registry(tmp_path, ("judicial",))
+    who = local_operator()
+    ops.evaluate(reg, who)
+    monkeypatch.setenv("XINYONG_BUSY_TIMEOUT", "0")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from xinyong.ledger.store import Store\n"
+            "with Store(sys.argv[1], read_only=True):\n"
+            "    print('open', flush=True); time.sleep(60)",
+            str(reg.db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        assert ops.public_search(reg, who, "张") == []
+        today = now_utc().date()
+        assert ops.statistics(reg, who, today - timedelta(days=30), today)["minors_listed"] == 0
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_the_linter_refuses_a_home_address_or_phone_among_public_fields() -> None:

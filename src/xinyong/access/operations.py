@@ -358,7 +358,7 @@ def public_search(
     from xinyong.reports.public_lists import search
 
     allow(reg, who, "public.search")
-    with reg.store() as store:
+    with reg.store(read_only=True) as store:
         results = search(store, text, at=at)
     audit_event(reg, who, "public.search", "allowed", query=text, results=len(results))
     return results
@@ -369,7 +369,7 @@ def statistics(reg: Registry, who: Principal, start: date, end: date) -> dict[st
     from xinyong.reports.statistics import summarize
 
     allow(reg, who, "statistics")
-    with reg.store() as store:
+    with reg.store(read_only=True) as store:
         summary = summarize(store, start, end)
     audit_event(reg, who, "statistics", "allowed", start=start.isoformat(), end=end.isoformat())
     return summary.as_dict()
