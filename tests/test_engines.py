@@ -247,3 +247,26 @@ def test_cli_evaluate_on_postgres(
         app, ["check", debtor, "flight", "--at", "2024-06-01", "--json", "--db", db]
     )
     assert json.loads(result.stdout)["decision"] == "deny"
+
+
+def test_a_killed_evaluations_scratch_schema_is_swept_a_running_ones_kept(pg_url: str) -> None:
+    """An evaluation killed on PostgreSQL leaves its scratch schema behind; the next
+    evaluation drops it, but never the schema of one still running (whose session
+    holds the schema's advisory lock)."""
+    import psycopg
+
+    from xinyong.engine.backends import sweep_abandoned_schemas
+
+    with psycopg.connect(pg_url) as running, psycopg.connect(pg_url) as sweeper:
+        running.execute("SELECT pg_advisory_lock(hashtext('xinyong_eval_00000000live'))")
+        running.execute("CREATE SCHEMA xinyong_eval_00000000live")
+        running.execute("CREATE SCHEMA xinyong_eval_0000000dead")
+        running.execute("CREATE SCHEMA keep_me")
+        running.commit()
+        assert sweep_abandoned_schemas(sweeper) == ["xinyong_eval_0000000dead"]
+        names = {r[0] for r in sweeper.execute("SELECT nspname FROM pg_namespace").fetchall()}
+        assert "xinyong_eval_00000000live" in names and "keep_me" in names
+        assert "xinyong_eval_0000000dead" not in names
+        running.execute("DROP SCHEMA xinyong_eval_00000000live")
+        running.execute("DROP SCHEMA keep_me")
+        running.commit()

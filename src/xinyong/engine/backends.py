@@ -132,6 +132,36 @@ def _pg_ident(name: str) -> str:
     return _quote(name)
 
 
+#: The scratch schemas of evaluations on PostgreSQL (one per run).
+_SCRATCH_PREFIX = "xinyong_eval_"
+
+
+def sweep_abandoned_schemas(con: Any) -> list[str]:
+    """Drop the scratch schemas that no live session holds (their evaluation was
+    killed before its cleanup ran); a running evaluation holds a session-level
+    advisory lock on its schema's name, released by PostgreSQL when its connection
+    ends. Returns the schemas dropped."""
+    dropped = []
+    rows = con.execute(
+        "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", [_SCRATCH_PREFIX]
+    ).fetchall()
+    for (name,) in rows:
+        try:
+            quoted = _pg_ident(name)
+        except ValueError:
+            continue  # not a name this module makes
+        got = con.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [name]).fetchone()
+        if not got or not got[0]:
+            continue  # a live evaluation's schema
+        try:
+            con.execute(f"DROP SCHEMA IF EXISTS {quoted} CASCADE")
+            dropped.append(name)
+        finally:
+            con.execute("SELECT pg_advisory_unlock(hashtext(%s))", [name])
+    con.commit()
+    return dropped
+
+
 @contextmanager
 def postgres_store(
     store: Any, url: str, as_of: datetime, known_at: datetime
@@ -148,8 +178,12 @@ def postgres_store(
     if backend is None:
         raise EngineError(f"--pg-url {url}: expected postgresql://user@host:port/database")
     con: psycopg.Connection[Any] = backend.con
-    schema = f"xinyong_eval_{uuid.uuid4().hex[:12]}"
+    schema = f"{_SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
     try:
+        # The session holds its schema's lock until it ends, killed or not; schemas of
+        # evaluations killed before they could drop them are swept first.
+        con.execute("SELECT pg_advisory_lock(hashtext(%s))", [schema])
+        sweep_abandoned_schemas(con)
         reader = ledger_batches(store, as_of, known_at)
         body = ", ".join(f"{_pg_ident(f.name)} {_pg_type(f.type)}" for f in reader.schema)
         names = ", ".join(_pg_ident(f.name) for f in reader.schema)
