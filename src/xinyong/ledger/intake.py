@@ -47,11 +47,10 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import pyarrow as pa
 
 from xinyong.catalog import load_catalog
 from xinyong.ledger.commit import ImportResult, RejectsReport, commit_batch
@@ -64,8 +63,8 @@ from xinyong.ledger.readers import (
     from_records,
     read_chunks,
 )
-from xinyong.ledger.store import Store, registered
-from xinyong.ledger.validation import types_table, validation_sql
+from xinyong.ledger.store import Store
+from xinyong.ledger.validation import drop_stage, stage_chunk
 from xinyong.timeutil import now_utc, parse_instant
 
 __all__ = [
@@ -280,14 +279,20 @@ def _stamp(recorded_at: datetime | None) -> datetime:
 
 def _validated(
     store: Store, chunks: Iterable[Normalized], stamp: datetime, stage: Callable[[str], None]
-) -> Iterator[tuple[pa.Table, list[Reject]]]:
-    """Each chunk validated by the one statement (and the readers' rejects)."""
+) -> Iterator[tuple[int, list[Reject]]]:
+    """Each chunk validated by the one statement into the staging table (`STAGE`,
+    read by `commit_batch` inside its transaction), with the readers' rejects; the
+    number of staged rows."""
     con = store.sql
     for normalized in chunks:
         stage("identifiers")
         ids, part = prepare(con, normalized.table)
         stage("validating")
-        with registered(con, _xin_ids=ids, _xin_part=part, _xin_types=types_table()):
-            validated = con.execute(validation_sql(), {"recorded_at": stamp}).to_arrow_table()
-        yield validated, list(normalized.rejects)
+        rows = stage_chunk(con, ids, part, stamp)
+        del ids, part
+        try:
+            yield rows, list(normalized.rejects)
+        finally:
+            with suppress(Exception):  # gone already when the transaction rolled back
+                drop_stage(con)
         stage("reading")
