@@ -229,18 +229,16 @@ def import_memory() -> str:
 
 @contextmanager
 def duckdb_memory(con: Any) -> Iterator[None]:
-    """DuckDB: `import_memory()` as the memory limit while the block runs, then the
-    limit before (the setting belongs to the database, shared by its connections)."""
+    """DuckDB: `import_memory()` as the memory limit while the block runs, then
+    DuckDB's default again (the registry sets no other limit; the setting belongs to
+    the database, shared by its connections)."""
     limit = import_memory()
-    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
-    before = str(row[0]) if row else None
     con.execute(f"SET memory_limit = '{limit}'")  # checked against _MEMORY
     try:
         yield
     finally:
-        if before is not None and _MEMORY.match(before):
-            with suppress(Exception):
-                con.execute(f"SET memory_limit = '{before}'")
+        with suppress(Exception):
+            con.execute("RESET memory_limit")
 
 
 def printable_id(text: str) -> bool:
