@@ -67,6 +67,7 @@ def write_inputs(city: Path, rows: int | None, work: Path) -> tuple[Path, Path, 
     out_json, out_struct = work / "records-json.parquet", work / "records-struct.parquet"
     with duckdb.connect() as con:
         con.execute("SET memory_limit = '2GB'")
+        con.execute("SET enable_progress_bar = false")
         opts = "(FORMAT parquet, ROW_GROUP_SIZE 122880, COMPRESSION zstd)"
         if not out_json.exists():
             con.execute(f"COPY {src} TO '{out_json}' {opts}", {"files": files})
@@ -114,8 +115,7 @@ def child(kind: str, path: Path, db: Path, city: Path, batch_rows: int | None) -
             con = store.sql
             con.execute("BEGIN")
             con.execute(
-                f"INSERT INTO records ({', '.join(cols)}) SELECT {select} "
-                "FROM read_parquet(?)",
+                f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM read_parquet(?)",
                 [str(path)],
             )
             con.execute("COMMIT")
