@@ -4,11 +4,13 @@ One code path for all inputs: `submit` (dicts), and `import_file` (JSON Lines,
 JSON arrays, CSV, Parquet) normalize into one Arrow table, which is validated
 set-wise and committed once. Each concern has its own module:
 
-  readers     input formats -> one normalized Arrow table (text envelope fields)
+  readers     input formats -> one normalized Arrow table per chunk (text envelope
+              fields; attributes JSON text, or a typed struct of catalog names)
   envelope    lookups once per distinct value: identifiers classified, occurred_at
               parsed, source kinds, record type ids
-  validation  ONE DuckDB statement for the whole batch, whatever its record types:
-              typed attr_ columns, canonical attributes, content hash, first problem
+  validation  ONE DuckDB statement per chunk, whatever its record types: typed attr_
+              columns, canonical attributes, content hash, first problem; its result
+              staged in a DuckDB table (`stage_chunk`, the DuckDB-specific step)
   duplicates  duplicates, conflicts and revocation targets against the ledger
   commit      the accepted rows and their `batches` row in ONE transaction (all or
               nothing, also when the process is killed), the rejects report written
