@@ -103,7 +103,7 @@ _before_commit: Callable[[], None] | None = None
 
 def commit_batch(
     store: Store,
-    chunks: Iterable[tuple[pa.Table, list[Reject]]],
+    chunks: Iterable[tuple[int, list[Reject]]],
     *,
     file: str | None,
     strict: bool,
@@ -112,11 +112,12 @@ def commit_batch(
     report: RejectsReport | None = None,
     reported: list[Reject] | None = None,
 ) -> ImportResult:
-    """Append the valid, new rows of every chunk (validated rows, and the readers'
-    rejects) as ONE batch in ONE transaction, and write the rejects report before
-    COMMIT: a file is accepted whole or not at all, also when the process is killed.
-    With strict, any reject refuses everything. `reported`: rejects of earlier
-    batches of the same file, for a report at a path given (it holds them all)."""
+    """Append the valid, new rows of every chunk (the number of validated rows, staged
+    in `validation.STAGE` while the chunk is current, and the readers' rejects) as ONE
+    batch in ONE transaction, and write the rejects report before COMMIT: a file is
+    accepted whole or not at all, also when the process is killed. With strict, any
+    reject refuses everything. `reported`: rejects of earlier batches of the same
+    file, for a report at a path given (it holds them all)."""
     con = store.sql
     rejects: list[Reject] = []
     result = ImportResult(rejects=rejects, recorded_at=stamp)
@@ -134,11 +135,10 @@ def commit_batch(
     try:
         row = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
         batch_id = int(row[0]) if row else 1
-        for validated, early in chunks:
+        for staged, early in chunks:
             rejects.extend(early)
-            result.rows += validated.num_rows + len(early)
-            with registered(con, _xin_v=validated):
-                accepted, duplicates = _append(con, rejects, batch_id, stamp, stage)
+            result.rows += staged + len(early)
+            accepted, duplicates = _append(con, rejects, batch_id, stamp, stage)
             result.accepted += accepted
             result.duplicates += duplicates
         rejects.sort(key=lambda r: r.row)

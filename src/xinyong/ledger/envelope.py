@@ -18,7 +18,14 @@ from xinyong.catalog.identifiers import (
     parse_subject_id,
 )
 from xinyong.ledger.store import registered
-from xinyong.ledger.validation import OCC_FAST, OCC_SQL, attr_specs, list_sql, type_ids
+from xinyong.ledger.validation import (
+    OCC_FAST,
+    OCC_SQL,
+    attr_specs,
+    list_sql,
+    type_ids,
+    typed_fields,
+)
 from xinyong.timeutil import parse_instant
 
 
@@ -62,6 +69,16 @@ def _classify(values: pa.Array) -> pa.Table:
 def _person_attr_ids(con: Any, table: pa.Table) -> pa.Array:
     """Distinct normalized values of person_id attributes (text ones) in the batch."""
     specs = attr_specs()
+    attrs = table.column("attributes")
+    if pa.types.is_struct(attrs.type):  # typed: the text values of person_id fields
+        flat = attrs.combine_chunks()
+        got = [
+            pc.utf8_upper(pc.utf8_trim(flat.field(n), characters=" "))
+            for n in typed_fields(attrs.type) or ()
+            if any(s.type == "person_id" for s in specs[n].values())
+            and pa.types.is_string(flat.type.field(n).type)
+        ]
+        return pc.unique(pa.concat_arrays(got)).drop_null() if got else pa.array([], pa.string())
     parts = []
     for n, per in specs.items():
         types = [t for t, s in per.items() if s.type == "person_id"]

@@ -4,11 +4,13 @@ One code path for all inputs: `submit` (dicts), and `import_file` (JSON Lines,
 JSON arrays, CSV, Parquet) normalize into one Arrow table, which is validated
 set-wise and committed once. Each concern has its own module:
 
-  readers     input formats -> one normalized Arrow table (text envelope fields)
+  readers     input formats -> one normalized Arrow table per chunk (text envelope
+              fields; attributes JSON text, or a typed struct of catalog names)
   envelope    lookups once per distinct value: identifiers classified, occurred_at
               parsed, source kinds, record type ids
-  validation  ONE DuckDB statement for the whole batch, whatever its record types:
-              typed attr_ columns, canonical attributes, content hash, first problem
+  validation  ONE DuckDB statement per chunk, whatever its record types: typed attr_
+              columns, canonical attributes, content hash, first problem; its result
+              staged in a DuckDB table (`stage_chunk`, the DuckDB-specific step)
   duplicates  duplicates, conflicts and revocation targets against the ledger
   commit      the accepted rows and their `batches` row in ONE transaction (all or
               nothing, also when the process is killed), the rejects report written
@@ -45,13 +47,13 @@ parameters.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import pyarrow as pa
 
 from xinyong.catalog import load_catalog
 from xinyong.ledger.commit import ImportResult, RejectsReport, commit_batch
@@ -64,8 +66,8 @@ from xinyong.ledger.readers import (
     from_records,
     read_chunks,
 )
-from xinyong.ledger.store import Store, registered
-from xinyong.ledger.validation import types_table, validation_sql
+from xinyong.ledger.store import Store
+from xinyong.ledger.validation import drop_stage, stage_chunk
 from xinyong.timeutil import now_utc, parse_instant
 
 __all__ = [
@@ -153,7 +155,7 @@ def import_file(
         )
     report = RejectsReport.for_import(store, path, rejects_path)
     chunks = read_chunks(path, fmt, store.sql, batch_rows or import_chunk_rows())
-    with _Progress(progress, path.name) as prog:
+    with _Progress(progress, path.name) as prog, duckdb_memory(store.sql):
         if batch_rows is None:
             stamp = _stamp(recorded_at)
             return commit_batch(
@@ -211,6 +213,34 @@ def import_chunk_rows() -> int:
     if rows < 1:
         raise ValueError("XINYONG_IMPORT_CHUNK_ROWS must be at least 1")
     return rows
+
+
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
+
+def import_memory() -> str:
+    """DuckDB's memory limit while a file is imported (XINYONG_IMPORT_MEMORY, default
+    1GiB; DuckDB's units, e.g. 512MiB, 2GB): the buffer pool stays this small and
+    spills to disk beyond it, so that an import's peak memory does not grow with the
+    file (the chunk in Python, `import_chunk_rows`, comes on top)."""
+    limit = os.environ.get("XINYONG_IMPORT_MEMORY", "1GiB").strip()
+    if not _MEMORY.match(limit):
+        raise ValueError("XINYONG_IMPORT_MEMORY must be a size such as 1GiB or 512MB")
+    return limit
+
+
+@contextmanager
+def duckdb_memory(con: Any) -> Iterator[None]:
+    """DuckDB: `import_memory()` as the memory limit while the block runs, then
+    DuckDB's default again (the registry sets no other limit; the setting belongs to
+    the database, shared by its connections)."""
+    limit = import_memory()
+    con.execute(f"SET memory_limit = '{limit}'")  # checked against _MEMORY
+    try:
+        yield
+    finally:
+        with suppress(Exception):
+            con.execute("RESET memory_limit")
 
 
 def printable_id(text: str) -> bool:
@@ -280,14 +310,20 @@ def _stamp(recorded_at: datetime | None) -> datetime:
 
 def _validated(
     store: Store, chunks: Iterable[Normalized], stamp: datetime, stage: Callable[[str], None]
-) -> Iterator[tuple[pa.Table, list[Reject]]]:
-    """Each chunk validated by the one statement (and the readers' rejects)."""
+) -> Iterator[tuple[int, list[Reject]]]:
+    """Each chunk validated by the one statement into the staging table (`STAGE`,
+    read by `commit_batch` inside its transaction), with the readers' rejects; the
+    number of staged rows."""
     con = store.sql
     for normalized in chunks:
         stage("identifiers")
         ids, part = prepare(con, normalized.table)
         stage("validating")
-        with registered(con, _xin_ids=ids, _xin_part=part, _xin_types=types_table()):
-            validated = con.execute(validation_sql(), {"recorded_at": stamp}).to_arrow_table()
-        yield validated, list(normalized.rejects)
+        rows = stage_chunk(con, ids, part, stamp)
+        del ids, part
+        try:
+            yield rows, list(normalized.rejects)
+        finally:
+            with suppress(Exception):  # gone already when the transaction rolled back
+                drop_stage(con)
         stage("reading")

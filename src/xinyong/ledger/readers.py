@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from xinyong.ledger.validation import typed_fields
+
 ENVELOPE = ("record_id", "subject_id", "type", "occurred_at", "source", "attributes")
 COLUMNS = ("_row", *ENVELOPE)
 SCHEMA = pa.schema([("_row", pa.int64())] + [(name, pa.string()) for name in ENVELOPE])
@@ -350,7 +352,9 @@ def read_parquet(path: Path, con: Any, chunk_rows: int = 1 << 20) -> Iterator[No
         for batch in batches:
             table = pa.Table.from_batches([batch])
             attrs = table.column("attributes")
-            if pa.types.is_struct(attrs.type):
+            # typed attributes (a struct of catalog names) stay typed: the validation
+            # statement reads them directly; any other struct travels as JSON text
+            if pa.types.is_struct(attrs.type) and typed_fields(attrs.type) is None:
                 table = table.set_column(
                     table.schema.get_field_index("attributes"),
                     "attributes",
@@ -391,14 +395,19 @@ def struct_to_json(con: Any, col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _assemble(path: Path, table: pa.Table, rows: pa.Array) -> Normalized:
+    """The normalized chunk: text envelope fields; attributes as JSON text, or as a
+    typed struct (`validation.typed_fields`)."""
     cols: dict[str, Any] = {"_row": rows}
+    schema = SCHEMA
     for name in ENVELOPE:
         col = table.column(name)
         if name == "occurred_at":
             col = _occurred_text(path, col)
         elif pa.types.is_large_string(col.type) or pa.types.is_string(col.type):
             col = col.cast(pa.string())
+        elif name == "attributes" and typed_fields(col.type) is not None:
+            schema = schema.set(schema.get_field_index(name), pa.field(name, col.type))
         else:
             raise FileFormatError(f"{path}: column {name} must be text, found {col.type}")
         cols[name] = col
-    return Normalized(pa.table(cols, schema=SCHEMA), [])
+    return Normalized(pa.table(cols, schema=schema), [])

@@ -268,8 +268,56 @@ def _group(
     return out
 
 
+def _parse_sql(struct: str, fields: tuple[str, ...] | None) -> str:
+    """The `parsed` step: each row's attributes as a struct `j` of ALL catalog
+    attribute names (JSON values) and its key list. `fields` None: `attributes` is
+    JSON text, parsed once. Otherwise `attributes` is a typed STRUCT with these fields
+    (catalog names, checked by the caller): its values are taken as they are, no
+    text round trip; a null field is an absent key, as in `readers.struct_to_json`."""
+    if fields is None:
+        return (
+            f"SELECT p.*, t.* EXCLUDE (tid), try(json_transform(attributes, '{struct}')) AS j, "
+            "try(json_keys(attributes)) AS keys "
+            "FROM _xin_part p LEFT JOIN _xin_types t USING (tid)"
+        )
+    present = set(fields)
+    for n in fields:
+        _lit(n)
+    parts = ", ".join(
+        f"{n} := CAST(to_json(struct_extract(p.attributes, {_lit(n)})) AS JSON)"
+        if n in present
+        else f"{n} := CAST(NULL AS JSON)"
+        for n in attr_specs()
+    )
+    keys = ", ".join(
+        f"CASE WHEN struct_extract(p.attributes, {_lit(n)}) IS NOT NULL THEN {_lit(n)} END"
+        for n in fields
+    )
+    return (
+        "SELECT p.* EXCLUDE (attributes), "
+        "CASE WHEN p.attributes IS NOT NULL THEN '{}' END AS attributes, t.* EXCLUDE (tid), "
+        f"CASE WHEN p.attributes IS NOT NULL THEN struct_pack({parts}) END AS j, "
+        f"CASE WHEN p.attributes IS NOT NULL THEN list_filter([{keys}], k -> k IS NOT NULL) "
+        "END AS keys "
+        "FROM _xin_part p LEFT JOIN _xin_types t USING (tid)"
+    )
+
+
+def typed_fields(attrs: pa.DataType) -> tuple[str, ...] | None:
+    """The fields of a typed (STRUCT) attributes column that the validation statement
+    reads directly: all distinct catalog attribute names; None when some field is
+    not one (the column then travels as JSON text, see `readers.struct_to_json`)."""
+    if not pa.types.is_struct(attrs):
+        return None
+    names = tuple(attrs.field(i).name for i in range(attrs.num_fields))
+    specs = attr_specs()
+    if len(set(names)) != len(names) or any(n not in specs for n in names):
+        return None
+    return names
+
+
 @cache
-def validation_sql() -> str:
+def validation_sql(fields: tuple[str, ...] | None = None) -> str:
     """The set-wise validation of a whole batch in ONE statement (table _xin_part, the
     input with its envelope lookups; _xin_types, the catalog per record type; _xin_ids,
     the classified identifiers), see the module docstring. One plan for all record
@@ -344,9 +392,7 @@ def validation_sql() -> str:
     )
     return f"""
 WITH parsed AS (
-  SELECT p.*, t.* EXCLUDE (tid), try(json_transform(attributes, '{struct}')) AS j,
-         try(json_keys(attributes)) AS keys
-  FROM _xin_part p LEFT JOIN _xin_types t USING (tid)
+  {_parse_sql(struct, fields)}
 ), pathed AS (
   SELECT *, {fast} AS fast FROM (SELECT *, {mask} AS mask FROM parsed)
 ), valued AS (
@@ -399,3 +445,31 @@ SELECT {out_cols}, {", ".join(attribute_column(n) for n in specs)},
   CASE WHEN err IS NULL THEN {_HASH_SQL} END AS content_hash
 FROM canonical
 """
+
+
+# --------------------------------------------------------------------------------------
+# DuckDB: a chunk validated into a staging table (a PostgreSQL store stages with COPY
+# and runs its own statement; the rest of intake only reads the staged rows).
+
+STAGE = "_xin_v"
+
+
+def stage_chunk(con: Any, ids: pa.Table, part: pa.Table, stamp: Any) -> int:
+    """Validate one prepared chunk (`envelope.prepare`) into the temporary table
+    _xin_v, inside the caller's transaction: the rows stay in DuckDB (no round trip
+    through Arrow) for the duplicate checks and the append. Returns its row count."""
+    from xinyong.ledger.store import registered
+
+    fields = typed_fields(part.schema.field("attributes").type)
+    with registered(con, _xin_ids=ids, _xin_part=part, _xin_types=types_table()):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {STAGE} AS {validation_sql(fields)}",
+            {"recorded_at": stamp},
+        )
+    row = con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def drop_stage(con: Any) -> None:
+    """Drop the staging table (nothing when there is none)."""
+    con.execute(f"DROP TABLE IF EXISTS {STAGE}")
