@@ -332,7 +332,7 @@ def evaluate_registry(
     packs = tuple(installed_packs(store, t_as_of))
     chosen = plan(store, packs, as_of=t_as_of, known_at=t_known, timeline=timeline, full=full)
     if chosen.mode == "full":
-        evaluation = evaluate_on(
+        whole = evaluate_on(
             engine,
             store,
             packs,
@@ -342,7 +342,7 @@ def evaluate_registry(
             spark_master=spark_master,
             timeline=timeline,
         )
-        run_id = materialize(store, evaluation)
+        run_id = materialize(store, whole)
         row = store.sql.execute(
             "SELECT subjects_recomputed FROM eval_runs WHERE run_id = ?", [run_id]
         ).fetchone()
