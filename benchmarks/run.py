@@ -147,7 +147,7 @@ def _new_records(store: Any, path: Path, share: float) -> int:
         "source, attributes FROM records "
         "WHERE type <> 'record.revoked' AND type NOT LIKE 'registry.%' "
         f"USING SAMPLE {share * 100:.3f} PERCENT (bernoulli, 7)"
-    ).fetch_arrow_table()
+    ).to_arrow_table()
     pq.write_table(table, path)
     return table.num_rows
 

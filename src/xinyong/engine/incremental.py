@@ -158,7 +158,7 @@ def changed_subjects(store: Any, last_batch: int | None, known_at: datetime) -> 
     new = store.sql.execute(
         f"SELECT {cols} FROM records WHERE batch_id > ? AND recorded_at <= ?",
         [-1 if last_batch is None else last_batch, known_at],
-    ).fetch_arrow_table()
+    ).to_arrow_table()
     subjects: set[str] = set()
     seen: set[str] = set()
     while new.num_rows:
@@ -170,7 +170,7 @@ def changed_subjects(store: Any, last_batch: int | None, known_at: datetime) -> 
         with registered(store.sql, _xin_named=pa.table({"record_id": sorted(named)})):
             new = store.sql.execute(
                 f"SELECT {cols} FROM records WHERE record_id IN (SELECT record_id FROM _xin_named)"
-            ).fetch_arrow_table()
+            ).to_arrow_table()
     return related_subjects(store, subjects)
 
 
