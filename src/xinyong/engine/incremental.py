@@ -205,9 +205,13 @@ def reading_subjects(store: Any, subjects: Sequence[str]) -> list[str]:
 
 
 def last_batch(store: Any, known_at: datetime) -> int | None:
-    """The newest batch known at ``known_at`` (a run's knowledge)."""
+    """The newest batch known at ``known_at`` (a run's knowledge): also one whose
+    records were all duplicates (no record carries its id), so that it does not
+    leave the run stale (``checks.index.run_is_current`` reads ``batches``)."""
     row = store.sql.execute(
-        "SELECT max(batch_id) FROM batches WHERE recorded_at <= ?", [known_at]
+        "SELECT greatest((SELECT max(batch_id) FROM batches WHERE recorded_at <= ?), "
+        "(SELECT max(batch_id) FROM records WHERE recorded_at <= ?))",
+        [known_at, known_at],
     ).fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
