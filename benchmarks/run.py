@@ -129,6 +129,87 @@ def phase_evaluate(db: Path) -> dict[str, Any]:
     }
 
 
+#: The share of new records the incremental phase imports (issue 8 item 3: 1 %).
+NEW_SHARE = 0.01
+
+_CHECKSUM = "SELECT count(*), coalesce(sum(hash(t)), 0) FROM {} t"
+
+
+def _new_records(store: Any, path: Path, share: float) -> int:
+    """1 % new records, deterministic: copies (new ids) of a seeded sample of the
+    ledger's records, as a late-arriving import would bring them; revocations and
+    registry records are left out (a second revocation of a record is refused)."""
+    import pyarrow.parquet as pq
+
+    table = store.sql.execute(
+        "SELECT 'inc/' || record_id AS record_id, subject_id, type, "
+        "strftime(occurred_at + INTERVAL 8 HOUR, '%Y-%m-%dT%H:%M:%S+08:00') AS occurred_at, "
+        "source, attributes FROM records "
+        "WHERE type <> 'record.revoked' AND type NOT LIKE 'registry.%' "
+        f"USING SAMPLE {share * 100:.3f} PERCENT (bernoulli, 7)"
+    ).to_arrow_table()
+    pq.write_table(table, path)
+    return table.num_rows
+
+
+def phase_incremental(db: Path) -> dict[str, Any]:
+    """Issue 8 item 3: on a copy of the evaluated registry, import 1 % new records,
+    then time the incremental evaluation and a full one of the same registry (both
+    as `xinyong evaluate` runs them, the snapshot's publication timed apart); the
+    materialized tables of both must be equal."""
+    import shutil
+
+    from xinyong.catalog import load_catalog
+    from xinyong.checks.snapshot import publish
+    from xinyong.engine.incremental import TABLES, evaluate_registry
+    from xinyong.ledger.intake import import_file
+    from xinyong.ledger.store import Store
+    from xinyong.timeutil import parse_instant
+
+    copy = db.with_name(db.stem + "-incremental.duckdb")
+    shutil.copy(db, copy)
+    new = db.with_name(db.stem + "-new.parquet")
+    try:
+        with Store(copy) as store:
+            before = store.sql.execute("SELECT count(*) FROM records").fetchone()
+            rows = _new_records(store, new, NEW_SHARE)
+            t0 = time.perf_counter()
+            imported = import_file(store, new, progress=False)
+            import_seconds = time.perf_counter() - t0
+
+            def run(full: bool) -> tuple[float, float, Any, list[Any]]:
+                t0 = time.perf_counter()
+                out = evaluate_registry(store, as_of=parse_instant(AS_OF), full=full)
+                seconds = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                publish(store, sorted(load_catalog().services))
+                sums = [store.sql.execute(_CHECKSUM.format(t)).fetchone() for t in TABLES]
+                return seconds, time.perf_counter() - t0, out, sums
+
+            inc_s, inc_pub, inc, inc_sums = run(full=False)
+            full_s, full_pub, full, full_sums = run(full=True)
+    finally:
+        copy.unlink(missing_ok=True)
+        Path(f"{copy}.generation").unlink(missing_ok=True)
+        Path(f"{copy}.snapshot").unlink(missing_ok=True)
+        new.unlink(missing_ok=True)
+    return {
+        "records_before": before[0] if before else 0,
+        "new_records": rows,
+        "accepted": imported.accepted,
+        "import_seconds": import_seconds,
+        "mode": inc.mode,
+        "why": inc.why,
+        "subjects_recomputed": inc.subjects_recomputed,
+        "subjects": full.subjects_recomputed,
+        "incremental_seconds": inc_s,
+        "full_seconds": full_s,
+        "ratio": inc_s / full_s,
+        "publish_seconds": (inc_pub + full_pub) / 2,
+        "tables_equal": inc_sums == full_sums,
+    }
+
+
 def _sample_subjects(db: Path) -> tuple[str, str]:
     """A subject with a grade consequence and one with a list consequence."""
     from xinyong.ledger.store import Store
@@ -304,6 +385,7 @@ PHASES = {
     "import": phase_import,
     "evaluate_point": phase_evaluate_point,
     "evaluate": phase_evaluate,
+    "incremental": phase_incremental,
     "check_process": phase_check_process,
     "replay": phase_replay,
     "engine_scores": phase_engine_scores,
@@ -358,7 +440,7 @@ def main() -> None:
         if not (city / "sources.json").exists():
             result["generate"] = _run_phase("generate", str(persons), str(city))
         result["import"] = _run_phase("import", str(city), str(db))
-        for name in ("evaluate_point", "evaluate", "check_process", "replay"):
+        for name in ("evaluate_point", "evaluate", "incremental", "check_process", "replay"):
             result[name] = _run_phase(name, str(db))
         for name in ("engine_scores", "baseline", "checks", "zen"):
             result[name] = _run_phase(name, str(db))
@@ -396,6 +478,17 @@ def _print_table(r: dict[str, Any]) -> None:
         f"{ev['publish_seconds']:.1f} | {cp['median_s']:.2f} | "
         f"{rp['replay_check_seconds']:.1f} | {rp['explain_seconds']:.1f} |"
     )
+    inc = r.get("incremental")
+    if inc:
+        print(
+            f"\n| persons | new records | subjects recomputed | incremental (s) | full (s) | "
+            f"incremental / full | publish (s) | equal |\n|---|---|---|---|---|---|---|---|\n"
+            f"| {r['persons']:,} | {inc['accepted']:,} "
+            f"({inc['accepted'] / inc['records_before']:.1%}) | "
+            f"{inc['subjects_recomputed']:,} of {inc['subjects']:,} | "
+            f"{inc['incremental_seconds']:.1f} | {inc['full_seconds']:.1f} | {inc['ratio']:.0%} | "
+            f"{inc['publish_seconds']:.1f} | {inc['tables_equal']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -270,3 +270,77 @@ def test_a_killed_evaluations_scratch_schema_is_swept_a_running_ones_kept(pg_url
         running.execute("DROP SCHEMA xinyong_eval_00000000live")
         running.execute("DROP SCHEMA keep_me")
         running.commit()
+
+
+def _new_batch(store: Store) -> list[dict[str, Any]]:
+    """Records that reach beyond their subject: a listing of an organization with a
+    legal representative, a revocation of another subject's listing, and a red light."""
+    org, source = store.sql.execute(
+        "SELECT r.subject_id, min(l.source) FROM records r JOIN records l "
+        "ON l.subject_id = r.subject_id AND l.type = 'court.listing_decision' "
+        "WHERE r.type = 'registry.legal_representative' GROUP BY r.subject_id "
+        "ORDER BY r.subject_id LIMIT 1"
+    ).fetchone()
+    target, target_source = store.sql.execute(
+        "SELECT record_id, source FROM records WHERE type = 'court.listing_decision' "
+        "AND subject_id <> ? ORDER BY record_id LIMIT 1",
+        [org],
+    ).fetchone()
+    person, red_source = store.sql.execute(
+        "SELECT subject_id, source FROM records WHERE type = 'traffic.red_light' "
+        "ORDER BY record_id LIMIT 1"
+    ).fetchone()
+    return [
+        {
+            "record_id": "inc-l1",
+            "subject_id": org,
+            "type": "court.listing_decision",
+            "occurred_at": "2026-10-01",
+            "source": source,
+            "attributes": {"case_no": "(2026)鲁1082执900号", "ground": "able_but_refuses"},
+        },
+        {
+            "record_id": "inc-v1",
+            "subject_id": person,
+            "type": "record.revoked",
+            "occurred_at": "2026-10-02",
+            "source": target_source,
+            "attributes": {"target_record_id": target, "reason": "wrongly listed"},
+        },
+        {
+            "record_id": "inc-t1",
+            "subject_id": person,
+            "type": "traffic.red_light",
+            "occurred_at": "2026-10-03",
+            "source": red_source,
+            "attributes": {"ticket_no": "inc-1"},
+        },
+    ]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_incremental_evaluation_equals_a_full_one(
+    engine: str, registry: Path, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Issue 8 item 3 and issue 13 item 3: after an import, an incremental evaluation
+    (on DuckDB, or on PostgreSQL from a copy of only the changed subjects' records)
+    writes the registry a full evaluation writes."""
+    from xinyong.engine.incremental import evaluate_registry
+
+    pg = request.getfixturevalue("pg_url") if engine == "postgres" else None
+    inc, full = tmp_path / "inc.duckdb", tmp_path / "full.duckdb"
+    shutil.copy(registry, inc)
+    as_of = parse_instant(AS_OF[1])
+    with Store(inc) as store:
+        assert evaluate_registry(store, as_of=as_of).mode == "full"
+        result = submit(store, _new_batch(store))
+        assert result.accepted == 3, result.rejects
+    shutil.copy(inc, full)
+    with Store(inc) as store:
+        out = evaluate_registry(store, engine, as_of=as_of, pg_url=pg)
+        subjects = store.sql.execute("SELECT count(DISTINCT subject_id) FROM records").fetchone()
+    assert out.mode == "incremental", out.why
+    assert subjects and 3 <= out.subjects_recomputed < subjects[0] / 10
+    with Store(full) as store:
+        assert evaluate_registry(store, as_of=as_of, full=True).mode == "full"
+    assert _materialized(inc) == _materialized(full)

@@ -132,9 +132,9 @@ def test_a_stale_or_guarded_snapshot_answers_nothing(registry: Path) -> None:
 
 
 def test_a_killed_evaluate_leaves_the_previous_results_answering(registry: Path) -> None:
-    """Issue 8 item 7: SIGKILL a real `xinyong evaluate` while it writes its results
-    (DuckDB's write-ahead log appears), or at the latest after 20 s: the previous
-    results still answer, and the next evaluate completes."""
+    """Issue 8 items 3 and 7: SIGKILL a real `xinyong evaluate` (an incremental one)
+    while it writes its results (DuckDB's write-ahead log appears), or at the latest
+    after 20 s: the previous results still answer, and the next evaluate completes."""
     _import(registry, listing("l3", OTHER, "2024-06-01", "(2024)鲁1082执3号"))
     wal = Path(f"{registry}.wal")
     assert not wal.exists()  # the import checkpointed: a log now is the evaluate's
@@ -154,7 +154,10 @@ def test_a_killed_evaluate_leaves_the_previous_results_answering(registry: Path)
         proc.wait()
     assert ask(registry).decision == "deny"  # the previous run, or a replay
     assert ask(registry, OTHER).decision == "deny"
-    cli(registry, "evaluate")
+    # The killed run was an incremental one (issue 8 item 3); it left no run behind,
+    # and the next one extends the first run again.
+    out = cli(registry, "evaluate")
+    assert (out["run_id"], out["mode"], out["subjects_recomputed"]) == (2, "incremental", 1)
     assert ask(registry).answered_from == "snapshot"
     assert ask(registry, OTHER).decision == "deny"
 

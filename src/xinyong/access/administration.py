@@ -86,39 +86,69 @@ def evaluate(
     engine: str = "duckdb",
     pg_url: str | None = None,
     spark_master: str | None = None,
+    full: bool = False,
 ) -> tuple[int, Any]:
     """Evaluate every installed pack on ``engine`` (duckdb, postgres, spark: see
-    ``engine.backends``) and materialize the results in the registry."""
+    ``engine.backends``) and materialize the results; (run_id, as_of)."""
+    as_of = as_of or now_utc()
+    outcome = evaluate_run(
+        reg,
+        who,
+        as_of=as_of,
+        known_at=known_at,
+        engine=engine,
+        pg_url=pg_url,
+        spark_master=spark_master,
+        full=full,
+    )
+    return outcome.run_id, as_of
+
+
+def evaluate_run(
+    reg: Registry,
+    who: Principal,
+    *,
+    as_of: datetime | None = None,
+    known_at: datetime | None = None,
+    engine: str = "duckdb",
+    pg_url: str | None = None,
+    spark_master: str | None = None,
+    full: bool = False,
+) -> Any:
+    """``evaluate``, incrementally when the latest run can be extended (``full``: never);
+    the ``engine.incremental.Outcome`` (run_id, mode, why, subjects_recomputed)."""
     from xinyong.catalog import load_catalog
     from xinyong.checks.snapshot import publish
-    from xinyong.engine import materialize
-    from xinyong.engine.backends import check_engine, evaluate_on
+    from xinyong.engine.backends import check_engine
+    from xinyong.engine.incremental import evaluate_registry
 
     check_engine(engine)
     allow(reg, who, "evaluate")
     as_of = as_of or now_utc()
     with reg.store(needs_packs=True) as store:
-        evaluation = evaluate_on(
-            engine,
+        outcome = evaluate_registry(
             store,
+            engine,
             as_of=as_of,
             known_at=known_at,
+            full=full,
             pg_url=pg_url,
             spark_master=spark_master,
         )
-        run_id = materialize(store, evaluation)
         publish(store, sorted(load_catalog().services))
     audit_event(
         reg,
         who,
         "evaluate",
         "done",
-        run_id=run_id,
+        run_id=outcome.run_id,
         as_of=to_local_iso(as_of),
         known_at=to_local_iso(known_at),
         engine=engine,
+        mode=outcome.mode,
+        subjects_recomputed=outcome.subjects_recomputed,
     )
-    return run_id, as_of
+    return outcome
 
 
 def install_pack(reg: Registry, who: Principal, path: Path) -> Any:

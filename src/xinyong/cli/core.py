@@ -250,12 +250,21 @@ def evaluate(
             "a schema of its own is created there and dropped afterwards.",
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Evaluate every subject again, even when the last run could be extended"
+            " (by default only the subjects changed since it are recomputed).",
+        ),
+    ] = False,
     db: DbOption = DEFAULT_DB,
     json: JsonOption = False,
     as_: AsOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Evaluate every installed pack and materialize the results."""
+    """Evaluate every installed pack and materialize the results (incrementally when
+    the last run can be extended: the output's mode and why say which)."""
     from xinyong.access import operations as ops
 
     as_of_t = instant(as_of, "--as-of") or now_utc()
@@ -264,7 +273,7 @@ def evaluate(
     reg, who = acting(db, as_, key)
     with refused_input(), refusals(), reg.holding():
         with nullcontext() if json else console.status("evaluating"):
-            run_id, _ = ops.evaluate(
+            outcome = ops.evaluate_run(
                 reg,
                 who,
                 as_of=as_of_t,
@@ -272,7 +281,9 @@ def evaluate(
                 engine=engine,
                 pg_url=pg_url,
                 spark_master=spark_master,
+                full=full,
             )
+        run_id = outcome.run_id
         with reg.store() as store:
             counts = _result_counts(store, as_of_t)
     payload = {
@@ -281,6 +292,9 @@ def evaluate(
         "known_at": to_local_iso(known_t) if known_t else None,
         "seconds": round(time.perf_counter() - started, 3),
         "engine": engine,
+        "mode": outcome.mode,
+        "why": outcome.why,
+        "subjects_recomputed": outcome.subjects_recomputed,
         **counts,
     }
     if json:
@@ -293,6 +307,11 @@ def evaluate(
         )
     console.print(table)
     console.print(f"run {run_id} as of {payload['as_of']} in {payload['seconds']} s")
+    console.print(
+        f"{outcome.mode} evaluation ({outcome.why}); "
+        f"{outcome.subjects_recomputed} subjects recomputed",
+        highlight=False,
+    )
 
 
 def _result_counts(store: Any, as_of: Any) -> dict[str, Any]:

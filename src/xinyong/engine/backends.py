@@ -31,7 +31,13 @@ Backend differences that must exist, and why (nothing else differs):
   ``postgres_store``).
 - Spark: whole-stage code generation is off (see ``spark_session``), and the fetched
   entries' timestamps take Spark's timestamp type before they are sent back.
-- Incremental evaluation does not exist on any engine yet: every run is a full one.
+
+An incremental evaluation (engine/incremental.py) copies less, the same way on every
+engine (``subjects``): the records of the subjects to recompute and of the
+organizations whose records their results rest on (``reading_subjects``), plus every
+known revocation (revocations are registry-level); DuckDB evaluates that subset from
+a temporary table, as PostgreSQL and Spark do from theirs. The results keep the rows
+of the subjects asked for only.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +68,7 @@ from xinyong.engine.evaluation import (
     _instant,
     evaluate,
 )
+from xinyong.engine.scope import REVOKED
 from xinyong.engine.timeline import COLUMNS as TIMELINE_COLUMNS
 from xinyong.packs.schema import Pack
 from xinyong.timeutil import now_utc
@@ -95,12 +102,28 @@ def ledger_columns(store: Any) -> list[str]:
     return [c for c in store.table("records").columns if c not in _NOT_COPIED]
 
 
+def ledger_rows(
+    store: Any, as_of: datetime, known_at: datetime, reads: Sequence[str] | None = None
+) -> ir.Table:
+    """The records an evaluation at (as_of, known_at) may read: all of them, or (with
+    ``reads``) those of the subjects in ``reads`` and every revocation."""
+    t = store.table("records")
+    t = t.filter(t.recorded_at <= known_at, t.occurred_at <= as_of)
+    if reads is not None:
+        wanted = ibis.memtable(pa.table({"_sid": pa.array(sorted(reads), pa.string())}))
+        t = t.filter(t.subject_id.isin(wanted._sid) | (t.type == REVOKED))
+    return t
+
+
 def ledger_batches(
-    store: Any, as_of: datetime, known_at: datetime, rows: int = 200_000
+    store: Any,
+    as_of: datetime,
+    known_at: datetime,
+    rows: int = 200_000,
+    reads: Sequence[str] | None = None,
 ) -> pa.RecordBatchReader:
     """The records an evaluation at (as_of, known_at) may read, as Arrow batches."""
-    t = store.table("records")
-    t = t.filter(t.recorded_at <= known_at, t.occurred_at <= as_of).select(ledger_columns(store))
+    t = ledger_rows(store, as_of, known_at, reads).select(ledger_columns(store))
     return t.to_pyarrow_batches(chunk_size=rows)
 
 
@@ -164,7 +187,7 @@ def sweep_abandoned_schemas(con: Any) -> list[str]:
 
 @contextmanager
 def postgres_store(
-    store: Any, url: str, as_of: datetime, known_at: datetime
+    store: Any, url: str, as_of: datetime, known_at: datetime, reads: Sequence[str] | None = None
 ) -> Iterator[EngineStore]:
     """The ledger copied (COPY, CSV) into a fresh schema of the database at ``url``;
     the schema is dropped afterwards, whatever happens."""
@@ -184,7 +207,7 @@ def postgres_store(
         # evaluations killed before they could drop them are swept first.
         con.execute("SELECT pg_advisory_lock(hashtext(%s))", [schema])
         sweep_abandoned_schemas(con)
-        reader = ledger_batches(store, as_of, known_at)
+        reader = ledger_batches(store, as_of, known_at, reads=reads)
         body = ", ".join(f"{_pg_ident(f.name)} {_pg_type(f.type)}" for f in reader.schema)
         names = ", ".join(_pg_ident(f.name) for f in reader.schema)
         with con.cursor() as cur:
@@ -261,15 +284,19 @@ def spark_session(master: str = "local[2]") -> Any:
 
 
 def write_ledger_parquet(
-    store: Any, folder: Path, as_of: datetime, known_at: datetime, partitions: int
+    store: Any,
+    folder: Path,
+    as_of: datetime,
+    known_at: datetime,
+    partitions: int,
+    reads: Sequence[str] | None = None,
 ) -> int:
     """The ledger as Parquet under ``folder``, hive-partitioned by ``_part`` (a hash of
     the subject id modulo ``partitions``); returns the number of rows."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    t = store.table("records")
-    t = t.filter(t.recorded_at <= known_at, t.occurred_at <= as_of)
+    t = ledger_rows(store, as_of, known_at, reads)
     t = t.select(*ledger_columns(store), _part=(t.subject_id.hash() % partitions).abs())
     reader = t.to_pyarrow_batches(chunk_size=200_000)
     fields = [
@@ -301,12 +328,17 @@ def write_ledger_parquet(
 
 @contextmanager
 def spark_store(
-    store: Any, master: str, as_of: datetime, known_at: datetime, partitions: int = SPARK_PARTITIONS
+    store: Any,
+    master: str,
+    as_of: datetime,
+    known_at: datetime,
+    partitions: int = SPARK_PARTITIONS,
+    reads: Sequence[str] | None = None,
 ) -> Iterator[EngineStore]:
     session = spark_session(master)
     folder = Path(tempfile.mkdtemp(prefix="xinyong-ledger-"))
     try:
-        write_ledger_parquet(store, folder, as_of, known_at, partitions)
+        write_ledger_parquet(store, folder, as_of, known_at, partitions, reads)
         backend = ibis.pyspark.connect(session)
         name = f"records_{uuid.uuid4().hex[:12]}"
         # The plan reads the ledger many times (scope, revocations, retention, lists):
@@ -320,6 +352,25 @@ def spark_store(
             frame.unpersist()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- DuckDB
+
+
+@contextmanager
+def duckdb_subset_store(
+    store: Any, as_of: datetime, known_at: datetime, reads: Sequence[str]
+) -> Iterator[EngineStore]:
+    """The records of ``reads`` (and every revocation) as a temporary table of the
+    registry's own connection: an incremental evaluation on DuckDB."""
+    name = f"_xin_subset_{uuid.uuid4().hex[:12]}"
+    backend = store.ibis
+    backend.create_table(name, ledger_rows(store, as_of, known_at, reads), temp=True)
+    try:
+        yield EngineStore(backend, {"records": backend.table(name)})
+    finally:
+        # A generated name (no input in it).
+        store.sql.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -352,6 +403,11 @@ def _fetch(backend: Any, t: ir.Table, columns: dict[str, str]) -> ir.Table:
     return ibis.memtable(pa.Table.from_arrays(arrays, schema=schema))
 
 
+def default_timeline(engine: str) -> bool:
+    """Whether ``evaluate`` materializes timelines on ``engine`` (see ``evaluate_on``)."""
+    return engine != "spark"
+
+
 def check_engine(engine: str) -> None:
     if engine not in ENGINES:
         raise EngineError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
@@ -367,9 +423,14 @@ def evaluate_on(
     pg_url: str | None = None,
     spark_master: str | None = None,
     timeline: bool | None = None,
+    subjects: Sequence[str] | None = None,
 ) -> Evaluation:
     """``evaluate()`` on ``engine``; for postgres and spark the results are computed
     there and returned as in-memory tables that ``materialize(store, ...)`` writes.
+
+    ``subjects``: the results of those subjects only, from a copy of the records they
+    rest on (see the module docstring), on every engine, DuckDB included; what
+    ``engine.incremental.replace_rows`` writes.
 
     ``timeline`` (default: on DuckDB and PostgreSQL) materializes every instant
     (engine/timeline.py). Spark evaluates as of one instant by default: the timeline
@@ -378,7 +439,7 @@ def evaluate_on(
     other instants replay on the registry."""
     check_engine(engine)
     if timeline is None:
-        timeline = engine != "spark"
+        timeline = default_timeline(engine)
     # A timeline reads every record known at known_at, whenever it occurred
     # (scope.open_ledger with max(as_of, known_at)); a copy must hold the same.
     now = now_utc()
@@ -387,19 +448,29 @@ def evaluate_on(
         from xinyong.packs import installed_packs
 
         packs = tuple(installed_packs(store, t_as_of))
-    if engine == "duckdb":
+    reads = None
+    if subjects is not None:
+        from xinyong.engine.incremental import reading_subjects
+
+        subjects = sorted(set(subjects))
+        reads = reading_subjects(store, subjects)
+    elif engine == "duckdb":
         return evaluate(store, packs, as_of=t_as_of, known_at=t_known, timeline=timeline)
     reach = max(t_as_of, t_known) if timeline else t_as_of
-    if engine == "postgres":
+    where: Any
+    if engine == "duckdb":
+        assert reads is not None
+        where = duckdb_subset_store(store, reach, t_known, reads)
+    elif engine == "postgres":
         url = pg_url or os.environ.get("XINYONG_PG_URL")
         if not url:
             raise EngineError(
                 "--engine postgres needs --pg-url postgresql://user@host:port/database "
                 "(or XINYONG_PG_URL)"
             )
-        where = postgres_store(store, url, reach, t_known)
+        where = postgres_store(store, url, reach, t_known, reads)
     else:
-        where = spark_store(store, spark_master or "local[2]", reach, t_known)
+        where = spark_store(store, spark_master or "local[2]", reach, t_known, reads=reads)
     with where as remote:
         ev = evaluate(remote, packs, as_of=t_as_of, known_at=t_known, timeline=timeline)
         entries = _fetch(remote.ibis, ev.list_entries, ENTRY_COLUMNS)
@@ -422,6 +493,11 @@ def evaluate_on(
         if line is not None:
             remote.tables["score_timeline"] = remote_ts(line)
         cons = _fetch(remote.ibis, _from_materialized(remote, ev), CONSEQUENCE_COLUMNS)
+    if subjects is not None:
+        # The copy also held organizations (and revocations) the subjects' results
+        # rest on; their own rows are not asked for (some are incomplete).
+        scores, entries, cons = (_keep(t, subjects) for t in (scores, entries, cons))
+        line = None if line is None else _keep(line, subjects)
     return Evaluation(
         as_of=ev.as_of,
         known_at=ev.known_at,
@@ -430,4 +506,14 @@ def evaluate_on(
         list_entries=entries,
         consequences=cons,
         score_timeline=line,
+        subjects=None if subjects is None else tuple(subjects),
     )
+
+
+def _keep(t: ir.Table, subjects: Sequence[str]) -> ir.Table:
+    """The rows of an in-memory result table that belong to ``subjects``."""
+    import pyarrow.compute as pc
+
+    data = t.to_pyarrow()
+    mask = pc.is_in(data.column("subject_id"), value_set=pa.array(subjects, pa.string()))
+    return ibis.memtable(data.filter(mask))

@@ -10,7 +10,6 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 import pyarrow as pa
 
 from xinyong.engine.consequences import COLUMNS as CONSEQUENCE_COLUMNS
@@ -254,12 +253,13 @@ def _transaction(store: Any) -> Iterator[None]:
 
 def materialize(store: Any, evaluation: Evaluation) -> int:
     """Replace scores, list_entries and consequences with the evaluation's rows and
-    record the run; all in one transaction, computed inside the backend."""
+    record the run (a full one: engine/incremental.py); all in one transaction,
+    computed inside the backend."""
     if evaluation.subjects is not None:
         raise ValueError("materialize a whole evaluation, not one restricted to subjects")
+    from xinyong.engine.incremental import record_run
+
     backend = store.ibis
-    runs = store.table("eval_runs")
-    records = store.table("records")
     timeline = evaluation.score_timeline is not None
     with _transaction(store):
         if evaluation.score_timeline is not None:
@@ -274,27 +274,16 @@ def materialize(store: Any, evaluation: Evaluation) -> int:
         # Consequences follow from the entries and scores just written: reading those
         # back keeps the query small instead of deriving them a second time.
         backend.insert("consequences", _from_materialized(store, evaluation), overwrite=True)
-        last_run = backend.execute(runs.run_id.max())
-        run_id = 1 if last_run is None or pd.isna(last_run) else int(last_run) + 1
-        known = records.filter(records.recorded_at <= evaluation.known_at)
-        last_batch = backend.execute(known.batch_id.max())
-        row = {
-            "run_id": [run_id],
-            "as_of": [evaluation.as_of],
-            "known_at": [evaluation.known_at],
-            "evaluated_at": [now_utc()],
-            "last_batch": [None if last_batch is None or pd.isna(last_batch) else int(last_batch)],
-            "timeline": [timeline],
-        }
-        schema = ibis.schema(
-            {
-                "run_id": "int64",
-                "as_of": "timestamp",
-                "known_at": "timestamp",
-                "evaluated_at": "timestamp",
-                "last_batch": "int64",
-                "timeline": "boolean",
-            }
+        row = store.sql.execute(
+            "SELECT count(DISTINCT subject_id) FROM records WHERE recorded_at <= ?",
+            [evaluation.known_at],
+        ).fetchone()
+        run_id = record_run(
+            store,
+            as_of=evaluation.as_of,
+            known_at=evaluation.known_at,
+            timeline=timeline,
+            mode="full",
+            recomputed=int(row[0]) if row else 0,
         )
-        backend.insert("eval_runs", ibis.memtable(pa.table(row, schema=schema.to_pyarrow())))
     return run_id

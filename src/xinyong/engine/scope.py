@@ -91,12 +91,15 @@ def open_ledger(
 
 
 def _represented(known: ir.Table, persons: tuple[str, ...]) -> set[str]:
-    """Organizations that named one of ``persons`` legal representative (any time)."""
+    """Organizations that named one of ``persons`` on a record of theirs (any time):
+    as legal representative, or as the person a court transferred a restriction to
+    (``court.restriction_transferred``, engine/transfers.py); results reach the
+    person along either."""
     if not persons:
         return set()
     rel = load_catalog().relations["legal_representative"]
     col = known[attribute_column(rel.attribute)]
-    orgs = known.filter(known.type == rel.record_type, col.isin(list(persons)))
+    orgs = known.filter(col.isin(list(persons)))
     return {str(x) for x in orgs.select("subject_id").distinct().to_pyarrow()["subject_id"]}
 
 

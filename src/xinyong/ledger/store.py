@@ -18,7 +18,9 @@ sources        source_id, kind, registered_at
 batches        batch_id, file, recorded_at, accepted, duplicates, rejected
 packs          system, version, effective_from, body (YAML text), sha256, installed_at
 eval_runs      the materialized evaluation: run_id, as_of, known_at, evaluated_at, last_batch,
-               timeline (whether the run materialized timelines)
+               timeline (whether the run materialized timelines), mode ('full' or
+               'incremental', engine/incremental.py), purged (tombstones when it ran:
+               a purge since makes the next run a full one), subjects_recomputed
 scores         system, subject_id, score, grade                     (latest run, at as_of)
 score_timeline system, subject_id, valid_from, valid_to (NULL: open), score, grade
                (latest run: every instant, as known at known_at)
@@ -65,7 +67,7 @@ if TYPE_CHECKING:
 
 #: The marker in `meta` that says a DuckDB file is a xinyong registry.
 FORMAT = "xinyong-registry"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: DuckDB writes this at byte 8 of every database file: checked before connecting,
 #: so that DuckDB is never handed (and never writes into) a file of another kind.
@@ -134,7 +136,7 @@ _FIXED_TABLES = {
     "PRIMARY KEY (system, version)",
     "eval_runs": "run_id BIGINT PRIMARY KEY, as_of TIMESTAMP NOT NULL, "
     "known_at TIMESTAMP NOT NULL, evaluated_at TIMESTAMP NOT NULL, last_batch BIGINT, "
-    "timeline BOOLEAN",
+    "timeline BOOLEAN, mode VARCHAR, purged BIGINT, subjects_recomputed BIGINT",
     "scores": "system VARCHAR NOT NULL, subject_id VARCHAR NOT NULL, score DOUBLE, grade VARCHAR",
     "score_timeline": "system VARCHAR NOT NULL, subject_id VARCHAR NOT NULL, "
     "valid_from TIMESTAMP NOT NULL, valid_to TIMESTAMP, score DOUBLE, grade VARCHAR",
@@ -347,11 +349,21 @@ MIGRATIONS: dict[int, tuple[str, Callable[[Store], None]]] = {
         "add the score timeline; runs made before it answer by replay until the next evaluate",
         lambda store: _add_timelines(store),
     ),
+    3: (
+        "record how each run was made (full or incremental); the next evaluate is a full one",
+        lambda store: _add_run_modes(store),
+    ),
 }
 
 
 def _add_timelines(store: Store) -> None:
     store.sql.execute("ALTER TABLE eval_runs ADD COLUMN IF NOT EXISTS timeline BOOLEAN")
+    store.ensure_schema()
+
+
+def _add_run_modes(store: Store) -> None:
+    for column in ("mode VARCHAR", "purged BIGINT", "subjects_recomputed BIGINT"):
+        store.sql.execute(f"ALTER TABLE eval_runs ADD COLUMN IF NOT EXISTS {column}")
     store.ensure_schema()
 
 

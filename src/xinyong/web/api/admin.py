@@ -35,6 +35,7 @@ class PrincipalIn(BaseModel):
 class RunIn(BaseModel):
     as_of: str | None = Field(default=None, description="Valid time (default now)")
     known_at: str | None = None
+    full: bool = Field(default=False, description="Evaluate in full, never incrementally")
 
 
 @router.get("/me", summary="The calling principal", response_model=dict[str, Any])
@@ -122,15 +123,18 @@ def evaluate(body: RunIn, state: State, who: Caller) -> Any:
     known = known_instant(body.known_at, "body.known_at")
     started = time.perf_counter()
     with state.writing() as reg, reg.holding():
-        run_id, _ = ops.evaluate(reg, who, as_of=as_of, known_at=known)
+        outcome = ops.evaluate_run(reg, who, as_of=as_of, known_at=known, full=body.full)
         with reg.store() as store:
             counts = ops.result_counts(store, as_of)
     return JSONResponse(
         {
-            "run_id": run_id,
+            "run_id": outcome.run_id,
             "as_of": to_local_iso(as_of),
             "known_at": to_local_iso(known) if known else None,
             "seconds": round(time.perf_counter() - started, 3),
+            "mode": outcome.mode,
+            "why": outcome.why,
+            "subjects_recomputed": outcome.subjects_recomputed,
             **counts,
         },
         status_code=201,
