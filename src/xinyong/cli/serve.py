@@ -11,6 +11,7 @@ import typer
 
 from xinyong.cli import app
 from xinyong.cli.common import DEFAULT_DB, DbOption, console, fail
+from xinyong.ledger.location import registry_exists
 
 DEMO_PRINCIPALS: tuple[tuple[str, str, dict[str, object]], ...] = (
     ("demo-operator", "operator", {}),
@@ -89,7 +90,7 @@ def serve(
 
     from xinyong.ledger.store import Store
 
-    if not db.exists():
+    if not registry_exists(db):
         fail(f"no registry at {db}; create one with `xinyong init --db {db}` or `xinyong demo`")
     with Store(db, read_only=True) as store:  # fail closed: refuses what is not a registry
         if not store.has_packs():

@@ -152,7 +152,7 @@ def import_file(
             "or raise XINYONG_MAX_IMPORT_BYTES"
         )
     report = RejectsReport.for_import(store, path, rejects_path)
-    chunks = read_chunks(path, fmt, store.sql, batch_rows or import_chunk_rows())
+    chunks = read_chunks(path, fmt, store.work, batch_rows or import_chunk_rows())
     with _Progress(progress, path.name) as prog:
         if batch_rows is None:
             stamp = _stamp(recorded_at)
@@ -282,7 +282,7 @@ def _validated(
     store: Store, chunks: Iterable[Normalized], stamp: datetime, stage: Callable[[str], None]
 ) -> Iterator[tuple[pa.Table, list[Reject]]]:
     """Each chunk validated by the one statement (and the readers' rejects)."""
-    con = store.sql
+    con = store.work
     for normalized in chunks:
         stage("identifiers")
         ids, part = prepare(con, normalized.table)
