@@ -137,6 +137,11 @@ class PgResult:
         row = self._cursor.fetchone()
         return None if row is None else tuple(row)
 
+    def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
+        if self._cursor.description is None:
+            return []
+        return [tuple(r) for r in self._cursor.fetchmany(size)]
+
     def to_arrow_table(self) -> pa.Table:
         names = [d.name for d in self._cursor.description or []]
         rows = self._cursor.fetchall() if names else []
@@ -169,14 +174,14 @@ class PgConnection:
             ) from None
         _register_loaders(self.con)
         with self.con.cursor() as cur:
+            # Not default_transaction_read_only for read-only stores: their questions
+            # create temporary tables (registered Arrow tables, Ibis's memtables).
             cur.execute("SET TIME ZONE 'UTC'")
-            if read_only:
-                cur.execute("SET default_transaction_read_only = on")
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> PgResult:
         stripped = sql.strip().rstrip(";").upper()
         if stripped in ("BEGIN", "BEGIN TRANSACTION"):
-            self.begin()
+            self.con.execute("BEGIN")
             return PgResult(self.con.cursor())
         if stripped in ("COMMIT", "ROLLBACK"):
             self.commit() if stripped == "COMMIT" else self.rollback()
@@ -193,17 +198,21 @@ class PgConnection:
         return PgResult(cursor)
 
     def begin(self) -> None:
+        """A transaction that writes materialized results (evaluation's and
+        recompute's ``store.sql.begin()``): one such writer at a time (an advisory
+        lock), with the session settings the engine's PostgreSQL runs use
+        (``engine/backends.py``: work_mem for its hashes, no nested loops over
+        subqueries without statistics)."""
         self.con.execute("BEGIN")
+        self.con.execute("SELECT pg_advisory_xact_lock(%s)", [_RESULTS_LOCK])
+        self.con.execute("SET LOCAL work_mem = '256MB'")
+        self.con.execute("SET LOCAL enable_nestloop = off")
 
     def commit(self) -> None:
         self.con.execute("COMMIT")
 
     def rollback(self) -> None:
         self.con.execute("ROLLBACK")
-
-    def lock_results(self) -> None:
-        """Inside a transaction: wait for other writers of the materialized results."""
-        self.con.execute("SELECT pg_advisory_xact_lock(%s)", [_RESULTS_LOCK])
 
     def register(self, name: str, table: pa.Table | pa.RecordBatchReader) -> None:
         """The Arrow table as the temporary table `name` (COPY), until `unregister`."""
@@ -320,9 +329,7 @@ class PostgresStore(Store):
     @property
     def ibis(self) -> Any:
         if self._ibis is None:
-            import ibis
-
-            self._ibis = ibis.postgres.from_connection(self.sql.con)  # type: ignore[attr-defined]
+            self._ibis = _ibis_backend().from_connection(self.sql.con)
         return self._ibis
 
     @property
@@ -395,6 +402,31 @@ class PostgresStore(Store):
     def has_packs(self) -> bool:
         row = self.sql.execute("SELECT count(*) FROM packs").fetchone()
         return bool(row and row[0])
+
+
+@lru_cache(maxsize=1)
+def _ibis_backend() -> Any:
+    """Ibis's PostgreSQL backend, compiling on a copy of the query tree (as the public
+    ``ibis.to_sql`` does; see ``engine.backends._arrow``): compiled in place, sqlglot's
+    rewrite of anti joins into NOT EXISTS misses a subquery two parts of the tree
+    share, and PostgreSQL gets "LEFT ANTI JOIN"."""
+    import sqlglot as sg
+    from ibis.backends.postgres import Backend
+
+    class RegistryBackend(Backend):  # type: ignore[misc]
+        def compile(
+            self, expr: Any, /, *, limit: Any = None, params: Any = None, pretty: bool = False
+        ) -> str:
+            query = self.compiler.to_sqlglot(expr, limit=limit, params=params)
+            sql: str = query.sql(
+                dialect=self.dialect,
+                pretty=pretty,
+                copy=True,
+                unsupported_level=sg.ErrorLevel.RAISE,
+            )
+            return sql
+
+    return RegistryBackend
 
 
 def _state(con: PgConnection) -> str:
@@ -508,7 +540,7 @@ def commit_batch(
         if result.rejects_file is not None and report.given is None:
             written.append(result.rejects_file)
 
-    con.begin()
+    con.con.execute("BEGIN")
     try:
         row = con.execute("SELECT nextval('batch_ids')").fetchone()
         batch_id = int(row[0]) if row else 1

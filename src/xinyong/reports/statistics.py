@@ -138,7 +138,7 @@ def entry_endings(store: Store) -> list[dict[str, Any]]:
                count(*)
         FROM list_entries e
         LEFT JOIN records r ON r.record_id = e.ending_record_id
-        GROUP BY 1, 2, 3 ORDER BY 1, 2, 4 DESC
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 4 DESC, 3
         """,
         list(PERFORMANCE_TYPES),
     )
