@@ -159,7 +159,7 @@ def record_columns() -> list[sa.Column]:  # type: ignore[type-arg]
     return cols
 
 
-def _record_keys() -> list[sa.SchemaItem]:
+def _record_keys() -> list[sa.schema.SchemaItem]:
     return [
         sa.UniqueConstraint("record_id", name="records_record_id"),
         sa.Index("records_subject", "subject_id"),

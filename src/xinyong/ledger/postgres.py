@@ -288,6 +288,7 @@ class PostgresStore(Store):
     """A registry in a PostgreSQL database (see the module docstring)."""
 
     backend = "postgresql"
+    sql: PgConnection  # type: ignore[assignment]
 
     def __init__(  # noqa: PLR0913 - the Store signature
         self,
@@ -305,7 +306,7 @@ class PostgresStore(Store):
         self.read_only = read_only
         self._ibis = None
         self._work: Any = None
-        self.sql = PgConnection(url, read_only=read_only)  # type: ignore[assignment]
+        self.sql = PgConnection(url, read_only=read_only)
         try:
             state = _state(self.sql)
             if state == "empty":
