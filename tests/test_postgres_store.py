@@ -190,6 +190,7 @@ def test_sources_and_evaluation_in_place(registry: str) -> None:
         submit(store, [listing("c1", "k1")])
     code, out, err = cli("evaluate", "--as-of", "2024-06-01", "--db", registry, "--json")
     assert code == 0, err
+    assert json.loads(out)["engine"] == "postgres"  # in the registry, which is PostgreSQL
     code, out, err = cli(
         "check", DEBTOR, "flight", "--at", "2024-06-01", "--db", registry, "--json"
     )

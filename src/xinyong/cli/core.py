@@ -25,6 +25,7 @@ from xinyong.cli.common import (
     instant,
     refused_input,
 )
+from xinyong.ledger.location import is_pg
 from xinyong.timeutil import now_utc, to_local_iso
 
 sources_app = typer.Typer(
@@ -234,7 +235,8 @@ def evaluate(
         str,
         typer.Option(
             "--engine",
-            help="Where to evaluate: duckdb (in the registry), postgres (--pg-url) or spark;"
+            help="Where to evaluate: duckdb (in the registry; on a PostgreSQL registry, in"
+            " it), postgres (--pg-url) or spark;"
             " the results are written to the registry alike.",
         ),
     ] = "duckdb",
@@ -280,7 +282,8 @@ def evaluate(
         "as_of": to_local_iso(as_of_t),
         "known_at": to_local_iso(known_t) if known_t else None,
         "seconds": round(time.perf_counter() - started, 3),
-        "engine": engine,
+        # the default evaluates in the registry: on PostgreSQL that is PostgreSQL
+        "engine": "postgres" if engine == "duckdb" and is_pg(db) else engine,
         **counts,
     }
     if json:
