@@ -331,6 +331,12 @@ class PostgresStore(Store):
     def ibis(self) -> Any:
         if self._ibis is None:
             self._ibis = _ibis_backend().from_connection(self.sql.con)
+            # Ibis's queries (evaluation, replays) get the session settings of the
+            # engine's PostgreSQL runs (engine/backends.py: work_mem for their hashes, no
+            # nested loops over subqueries without statistics); intake's statements,
+            # which never touch Ibis, keep the planner's defaults (index lookups).
+            self.sql.con.execute("SET work_mem = '256MB'")
+            self.sql.con.execute("SET enable_nestloop = off")
         return self._ibis
 
     @property
