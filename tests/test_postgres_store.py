@@ -64,8 +64,9 @@ def url() -> Iterator[str]:
 
 @pytest.fixture
 def registry(url: str) -> str:
-    code, _, err = cli("init", "--db", url)
+    code, out, err = cli("init", "--db", url, "--json")
     assert code == 0, err
+    assert json.loads(out)["db"] == url  # as written, not as a folded path
     assert cli("sources", "add", COURT, "--kind", "court", "--db", url)[0] == 0
     return url
 

@@ -31,7 +31,7 @@ from xinyong.cli.common import (
     fail,
     refused_input,
 )
-from xinyong.ledger.location import is_pg, pg_url, registry_exists
+from xinyong.ledger.location import display, is_pg, pg_url, registry_exists
 
 DEMO_MARK = "demo"  # meta key that marks a registry this command may rebuild
 
@@ -213,7 +213,7 @@ def _run(
         timings["total"] = round(time.perf_counter() - t_all, 2)
     payload = summary.as_dict()
     payload.update(
-        db=str(db),
+        db=display(db),
         report=str(path),
         city=str(city_dir),
         rejected=rejected,

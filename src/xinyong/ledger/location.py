@@ -69,3 +69,10 @@ def registry_exists(db: str | Path) -> bool:
     """Whether there is something at `db` to open: a file, or a PostgreSQL URL (the
     store itself then tells a registry from an empty or foreign database)."""
     return is_pg(db) or Path(db).exists()
+
+
+def display(db: str | Path) -> str:
+    """`db` as a user wrote it: a PostgreSQL URL with its `//` (and without its
+    password), a path as is."""
+    url = pg_url(db)
+    return str(db) if url is None else redacted(url)
