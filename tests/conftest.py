@@ -10,7 +10,10 @@ that tests of the identifier module do not test it against itself.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -57,6 +60,46 @@ def make_uscc(org_body: str = "MA3C4B5D", prefix: str = "91371082") -> str:
     """A valid Unified Social Credit Code with a valid embedded organization code."""
     first17 = prefix + org_body + org_check(org_body)
     return first17 + uscc_check(first17)
+
+
+#: A PostgreSQL server the tests may create databases on (XINYONG_TEST_PG; default the
+#: local socket as user postgres). Each test's database is its own, dropped after.
+PG_SERVER = os.environ.get("XINYONG_TEST_PG", "postgresql://postgres@/postgres")
+
+#: Where a registry lives: the CLI tests that matter run on both (``registry_at``).
+BACKENDS = ("duckdb", "postgresql")
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh, uniquely named database on PG_SERVER (its URL), dropped afterwards."""
+    import psycopg
+
+    name = f"xinyong_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_SERVER.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def registry_at(backend: str, folder: Path) -> Iterator[str]:
+    """Where a test's registry goes: a file in `folder`, or a fresh PostgreSQL database."""
+    if backend == "postgresql":
+        with pg_database() as url:
+            yield url
+    else:
+        yield str(folder / "r.duckdb")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A PostgreSQL registry's side files (audit, principals, rejects reports) in a
+    temporary folder, not the user's."""
+    os.environ["XINYONG_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture

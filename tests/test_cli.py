@@ -4,13 +4,14 @@ exit codes (0 success, 1 refused input, 2 usage error)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_person_id
+from conftest import BACKENDS, make_person_id, registry_at
 from xinyong.cli import _register, app
 
 _register()
@@ -22,7 +23,7 @@ MINOR = make_person_id(date(2010, 3, 3), 12)
 COURT = "court:371082-rongcheng"
 
 
-def run(db: Path, *args: str) -> tuple[int, str]:
+def run(db: Path | str, *args: str) -> tuple[int, str]:
     result = runner.invoke(app, [*args, "--db", str(db)])
     return result.exit_code, result.stdout
 
@@ -40,11 +41,18 @@ def listing(
     }
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry with one debtor listed on two cases, one of them performed."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def registry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A registry with one debtor listed on two cases, one of them performed (a DuckDB
+    file, and a PostgreSQL database: the same answers)."""
     tmp = tmp_path_factory.mktemp("cli")
-    db = tmp / "r.duckdb"
+    with registry_at(request.param, tmp) as db:
+        yield _fill(db, tmp)
+
+
+def _fill(db: str, tmp: Path) -> str:
     assert run(db, "init", "--json")[0] == 0
     assert run(db, "sources", "add", COURT, "--kind", "court")[0] == 0
     records = [
@@ -82,7 +90,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
-def test_import_reports_duplicates_and_rejects(registry: Path, tmp_path: Path) -> None:
+def test_import_reports_duplicates_and_rejects(registry: str, tmp_path: Path) -> None:
     path = tmp_path / "again.jsonl"
     path.write_text(
         json.dumps(
@@ -101,7 +109,7 @@ def test_import_reports_duplicates_and_rejects(registry: Path, tmp_path: Path) -
     assert reject["record_id"] == "x1" and reject["field"] == "subject_id"
 
 
-def test_strict_import_writes_nothing(registry: Path, tmp_path: Path) -> None:
+def test_strict_import_writes_nothing(registry: str, tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
     good = listing("s1", STRANGER, "2024-05-01", "k1", "able_but_refuses")
     bad = listing("s2", STRANGER, "2099-01-01", "k2", "able_but_refuses")  # in the future
@@ -112,7 +120,7 @@ def test_strict_import_writes_nothing(registry: Path, tmp_path: Path) -> None:
     assert json.loads(out)["decision"] == "allow"
 
 
-def test_check_answers_with_every_reason(registry: Path) -> None:
+def test_check_answers_with_every_reason(registry: str) -> None:
     code, out = run(registry, "check", DEBTOR, "flight", "--at", "2024-06-01", "--json")
     assert code == 0
     answer = json.loads(out)
@@ -129,7 +137,7 @@ def test_check_answers_with_every_reason(registry: Path) -> None:
         assert reason["legal_basis"] and reason["remedy"] and reason["rule"]
 
 
-def test_check_after_performance_and_after_term(registry: Path) -> None:
+def test_check_after_performance_and_after_term(registry: str) -> None:
     code, out = run(registry, "check", DEBTOR, "rail.high_speed", "--at", "2026-06-01", "--json")
     answer = json.loads(out)
     assert answer["decision"] == "deny" and len(answer["reasons"]) == 1  # case 200 performed
@@ -137,13 +145,13 @@ def test_check_after_performance_and_after_term(registry: Path) -> None:
     assert json.loads(out) == {**json.loads(out), "decision": "allow", "reasons": []}
 
 
-def test_minor_is_never_listed_and_stranger_is_allowed(registry: Path) -> None:
+def test_minor_is_never_listed_and_stranger_is_allowed(registry: str) -> None:
     for subject in (MINOR, STRANGER):
         code, out = run(registry, "check", subject, "flight", "--at", "2026-01-01", "--json")
         assert code == 0 and json.loads(out)["decision"] == "allow"
 
 
-def test_known_at_replays_what_was_known(registry: Path) -> None:
+def test_known_at_replays_what_was_known(registry: str) -> None:
     code, out = run(
         registry,
         "check",
@@ -158,7 +166,7 @@ def test_known_at_replays_what_was_known(registry: Path) -> None:
     assert code == 0 and json.loads(out)["decision"] == "allow"
 
 
-def test_score_is_null_without_consent(registry: Path) -> None:
+def test_score_is_null_without_consent(registry: str) -> None:
     code, out = run(
         registry, "score", DEBTOR, "--system", "rongcheng", "--at", "2026-01-01", "--json"
     )
@@ -182,14 +190,14 @@ def test_score_is_null_without_consent(registry: Path) -> None:
     ],
 )
 def test_bad_input_exits_non_zero_with_a_message(
-    registry: Path, args: tuple[str, ...], code: int, message: str
+    registry: str, args: tuple[str, ...], code: int, message: str
 ) -> None:
     result = runner.invoke(app, [*args, "--db", str(registry)])
     assert result.exit_code == code
     assert message in (result.stderr or "") + (result.stdout or "")
 
 
-def test_packs_list_show_and_lint(registry: Path, tmp_path: Path) -> None:
+def test_packs_list_show_and_lint(registry: str, tmp_path: Path) -> None:
     code, out = run(registry, "packs", "list", "--json")
     assert {p["system"] for p in json.loads(out)} == {
         "judicial",

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from conftest import BACKENDS, pg_database, registry_at
 from xinyong.cli import _register, app
 
 _register()
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+@pytest.fixture(scope="module", params=BACKENDS)
+def demo_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, dict]]:  # type: ignore[type-arg]
+    """The demo on a DuckDB file (--db), and unchanged on PostgreSQL (XINYONG_DB)."""
     pytest.importorskip("xinyong.engine")
     out = tmp_path_factory.mktemp("demo")
-    db = out / "demo.duckdb"
-    args = ["demo", "--db", str(db), "--out", str(out), "--persons", "600",
-            "--organizations", "30", "--start", "2024-01-01", "--end", "2026-11-01",
-            "--seed", "5", "--json"]  # fmt: skip
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout[result.stdout.index("{") :])
-    return out, summary
+    with registry_at(request.param, out) as db:
+        args = ["demo", "--out", str(out), "--persons", "600",
+                "--organizations", "30", "--start", "2024-01-01", "--end", "2026-11-01",
+                "--seed", "5", "--json"]  # fmt: skip
+        result = runner.invoke(app, args, env={"XINYONG_DB": db})
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout[result.stdout.index("{") :])
+        yield out, summary
 
 
 def test_summary_has_every_figure(demo_run: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
@@ -67,3 +72,14 @@ def test_refuses_to_replace_a_registry_that_is_not_a_demo(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "not a demo registry" in result.output
     assert db.exists()
+
+
+def test_refuses_to_replace_a_postgresql_registry_that_is_not_a_demo(tmp_path: Path) -> None:
+    with pg_database() as url:
+        assert runner.invoke(app, ["init", "--db", url]).exit_code == 0
+        args = ["demo", "--db", url, "--out", str(tmp_path), "--persons", "5"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1
+        assert "not a demo registry" in result.output
+        result = runner.invoke(app, ["packs", "list", "--db", url, "--json"])
+        assert result.exit_code == 0 and len(json.loads(result.stdout)) == 5

@@ -21,6 +21,7 @@ from xinyong.access.principals import Principal, PrincipalBook
 from xinyong.audit.chain import AuditChain, AuditEntry
 from xinyong.catalog.identifiers import parse_subject_id
 from xinyong.lazy import lazy
+from xinyong.ledger.location import registry_exists
 
 if TYPE_CHECKING:
     from xinyong.ledger.store import Store
@@ -60,7 +61,7 @@ class Registry:
         if self._open is not None:
             store = self._open
         else:
-            if not self.db.exists():
+            if not registry_exists(self.db):
                 raise FileNotFoundError(
                     f"no registry at {self.db}; create one with `xinyong init --db {self.db}`"
                 )
@@ -82,7 +83,7 @@ class Registry:
         if self._open is None:
             from xinyong.ledger.store import Store
 
-            if not self.db.exists():
+            if not registry_exists(self.db):
                 raise FileNotFoundError(
                     f"no registry at {self.db}; create one with `xinyong init --db {self.db}`"
                 )

@@ -77,7 +77,9 @@ def local_operator() -> Principal:
 
 
 def principals_path(registry: str | Path) -> Path:
-    p = Path(registry)
+    from xinyong.ledger.location import local_base
+
+    p = local_base(registry)
     return p.with_name(p.name + ".principals.json")
 
 

@@ -39,8 +39,11 @@ GENESIS = "0" * 64
 
 
 def audit_path(registry: str | Path) -> Path:
-    """The audit log of a registry file: beside it, named after it."""
-    p = Path(registry)
+    """The audit log of a registry file: beside it, named after it (a registry on
+    PostgreSQL: in its local folder, `ledger.location.local_base`)."""
+    from xinyong.ledger.location import local_base
+
+    p = local_base(registry)
     return p.with_name(p.name + ".audit.jsonl")
 
 

@@ -84,7 +84,8 @@ def publish(store: Store, services: list[str]) -> Path | None:
     from xinyong.process import purge as retention_purge
 
     db = store.path
-    if db == ":memory:":
+    if db == ":memory:" or store.backend == "postgresql":
+        # On PostgreSQL checks read the materialized tables (indexed by subject_id).
         return None
     run = latest_run(store)
     if run is None or not run.timeline or not run_is_current(store, run):

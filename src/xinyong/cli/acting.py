@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from xinyong.cli.common import fail
+from xinyong.ledger.location import registry_exists
 
 AsOption = Annotated[
     str | None,
@@ -46,7 +47,7 @@ def acting(db: Path, as_: str | None, key: str | None, *, must_exist: bool = Tru
     from xinyong.access import operations as ops
     from xinyong.access.principals import local_operator
 
-    if must_exist and not db.exists():
+    if must_exist and not registry_exists(db):
         fail(f"no registry at {db}; create one with `xinyong init --db {db}`")
     reg = ops.Registry(db)
     if as_ is None:

@@ -25,6 +25,7 @@ from xinyong.cli.common import (
     instant,
     refused_input,
 )
+from xinyong.ledger.location import display, is_pg
 from xinyong.timeutil import now_utc, to_local_iso
 
 sources_app = typer.Typer(
@@ -68,14 +69,14 @@ def init(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     with refused_input(), refusals(), reg.holding():
         installed = [ops.install_pack(reg, who, path) for path in shipped_pack_paths()]
     payload = {
-        "db": str(db),
+        "db": display(db),
         "packs": [{"system": p.system, "version": p.meta.version} for p in installed],
     }
     if json:
         emit_json(payload)
     else:
         names = ", ".join(f"{p.system} {p.meta.version}" for p in installed)
-        console.print(f"Registry [bold]{db}[/] ready with packs: {names}")
+        console.print(f"Registry [bold]{display(db)}[/] ready with packs: {names}")
 
 
 @app.command()
@@ -89,7 +90,7 @@ def migrate(db: DbOption = DEFAULT_DB, json: JsonOption = False) -> None:
     if json:
         emit_json(
             {
-                "db": str(db),
+                "db": display(db),
                 "schema_version": SCHEMA_VERSION,
                 "steps": [{"from": v, "to": v + 1, "what": w} for v, w in steps],
             }
@@ -234,7 +235,8 @@ def evaluate(
         str,
         typer.Option(
             "--engine",
-            help="Where to evaluate: duckdb (in the registry), postgres (--pg-url) or spark;"
+            help="Where to evaluate: duckdb (in the registry; on a PostgreSQL registry, in"
+            " it), postgres (--pg-url) or spark;"
             " the results are written to the registry alike.",
         ),
     ] = "duckdb",
@@ -291,7 +293,8 @@ def evaluate(
         "as_of": to_local_iso(as_of_t),
         "known_at": to_local_iso(known_t) if known_t else None,
         "seconds": round(time.perf_counter() - started, 3),
-        "engine": engine,
+        # the default evaluates in the registry: on PostgreSQL that is PostgreSQL
+        "engine": "postgres" if engine == "duckdb" and is_pg(db) else engine,
         "mode": outcome.mode,
         "why": outcome.why,
         "subjects_recomputed": outcome.subjects_recomputed,

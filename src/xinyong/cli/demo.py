@@ -31,12 +31,19 @@ from xinyong.cli.common import (
     fail,
     refused_input,
 )
+from xinyong.ledger.location import display, is_pg, pg_url, registry_exists
 
 DEMO_MARK = "demo"  # meta key that marks a registry this command may rebuild
 
 
 def _is_demo_registry(db: Path) -> bool:
     import duckdb
+
+    url = pg_url(db)
+    if url is not None:  # an empty database is free to build in
+        from xinyong.ledger import postgres
+
+        return postgres.has_meta(url, DEMO_MARK) is not False
 
     try:
         con = duckdb.connect(str(db), read_only=True)
@@ -52,6 +59,12 @@ def _is_demo_registry(db: Path) -> bool:
 
 
 def _remove_registry(db: Path) -> None:
+    url = pg_url(db)
+    if url is not None:
+        from xinyong.ledger import postgres
+
+        postgres.reset(url)
+        return
     for path in (db, db.with_name(db.name + ".wal")):
         path.unlink(missing_ok=True)
 
@@ -100,7 +113,7 @@ def demo(
         fail(f"--start/--end: {exc}", 2)
     if d_end <= d_start:
         fail("--end must be after --start", 2)
-    if db.exists() and not force and not _is_demo_registry(db):
+    if registry_exists(db) and not force and not _is_demo_registry(db):
         fail(f"{db} exists and is not a demo registry; pass --force to replace it")
     with refused_input():
         summary = _run(
@@ -135,7 +148,8 @@ def _run(
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     _remove_registry(db)
-    db.parent.mkdir(parents=True, exist_ok=True)
+    if not is_pg(db):
+        db.parent.mkdir(parents=True, exist_ok=True)
     with Store(db) as store, _progress() as bar:
         store.sql.execute("INSERT INTO meta VALUES (?, ?)", [DEMO_MARK, "xinyong demo"])
         packs = [install_pack(store, p) for p in shipped_pack_paths()]
@@ -199,7 +213,7 @@ def _run(
         timings["total"] = round(time.perf_counter() - t_all, 2)
     payload = summary.as_dict()
     payload.update(
-        db=str(db),
+        db=display(db),
         report=str(path),
         city=str(city_dir),
         rejected=rejected,

@@ -11,6 +11,7 @@ import typer
 
 from xinyong.cli import app
 from xinyong.cli.common import DEFAULT_DB, DbOption, console, fail
+from xinyong.ledger.location import pg_url, registry_exists
 
 DEMO_PRINCIPALS: tuple[tuple[str, str, dict[str, object]], ...] = (
     ("demo-operator", "operator", {}),
@@ -89,7 +90,7 @@ def serve(
 
     from xinyong.ledger.store import Store
 
-    if not db.exists():
+    if not registry_exists(db):
         fail(f"no registry at {db}; create one with `xinyong init --db {db}` or `xinyong demo`")
     with Store(db, read_only=True) as store:  # fail closed: refuses what is not a registry
         if not store.has_packs():
@@ -98,7 +99,7 @@ def serve(
         console.print("demo principals (keys shown once; log in at /login):", highlight=False)
         for name, role, key in demo_keys(db, _a_listed_subject(db)):
             console.print(f"  {name:18} {role:12} {key}", highlight=False, markup=False)
-    os.environ["XINYONG_SERVE_DB"] = str(db.resolve())
+    os.environ["XINYONG_SERVE_DB"] = pg_url(db) or str(db.resolve())
     os.environ["XINYONG_SERVE_WORKERS"] = str(workers)
     os.environ.setdefault("XINYONG_SESSION_SECRET", secrets.token_hex(32))
     if insecure_cookies:

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from xinyong.ledger import generation
 from xinyong.ledger.duplicates import duplicates_and_revocations
+from xinyong.ledger.location import local_base
 from xinyong.ledger.readers import Reject
 from xinyong.ledger.store import Store, record_columns, registered
 
@@ -53,7 +54,7 @@ class RejectsReport:
 
     @classmethod
     def for_import(cls, store: Store, source: Path, given: str | Path | None) -> RejectsReport:
-        registry = Path(store.path)
+        registry = local_base(store.path)
         if store.path == ":memory:":
             registry = source
         report = cls(Path(given) if given is not None else None, registry.parent, registry.name)
@@ -118,6 +119,19 @@ def commit_batch(
     accepted whole or not at all, also when the process is killed. With strict, any
     reject refuses everything. `reported`: rejects of earlier batches of the same
     file, for a report at a path given (it holds them all)."""
+    if store.backend == "postgresql":
+        from xinyong.ledger import postgres
+
+        return postgres.commit_batch(  # type: ignore[no-any-return]
+            store,  # type: ignore[arg-type]
+            chunks,
+            file=file,
+            strict=strict,
+            stamp=stamp,
+            stage=stage,
+            report=report,
+            reported=reported,
+        )
     con = store.sql
     rejects: list[Reject] = []
     result = ImportResult(rejects=rejects, recorded_at=stamp)

@@ -16,6 +16,8 @@ import os
 import uuid
 from pathlib import Path
 
+from xinyong.ledger.location import is_pg
+
 
 def marker(db: str | Path) -> Path:
     return Path(f"{db}.generation")
@@ -30,8 +32,9 @@ def current(db: str | Path) -> str | None:
 
 
 def advance(db: str | Path) -> str | None:
-    """A new generation token (nothing for an in-memory store)."""
-    if str(db) == ":memory:":
+    """A new generation token (nothing for an in-memory store, nor for a registry on
+    PostgreSQL: it publishes no snapshot; its readers ask the database)."""
+    if str(db) == ":memory:" or is_pg(db):
         return None
     token = uuid.uuid4().hex
     path = marker(db)

@@ -154,8 +154,8 @@ def import_file(
             "or raise XINYONG_MAX_IMPORT_BYTES"
         )
     report = RejectsReport.for_import(store, path, rejects_path)
-    chunks = read_chunks(path, fmt, store.sql, batch_rows or import_chunk_rows())
-    with _Progress(progress, path.name) as prog, duckdb_memory(store.sql):
+    chunks = read_chunks(path, fmt, store.work, batch_rows or import_chunk_rows())
+    with _Progress(progress, path.name) as prog, duckdb_memory(store.work):
         if batch_rows is None:
             stamp = _stamp(recorded_at)
             return commit_batch(
@@ -314,7 +314,7 @@ def _validated(
     """Each chunk validated by the one statement into the staging table (`STAGE`,
     read by `commit_batch` inside its transaction), with the readers' rejects; the
     number of staged rows."""
-    con = store.sql
+    con = store.work
     for normalized in chunks:
         stage("identifiers")
         ids, part = prepare(con, normalized.table)

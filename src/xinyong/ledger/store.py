@@ -61,6 +61,7 @@ import duckdb
 
 from xinyong.catalog import load_catalog
 from xinyong.catalog.vocabulary import attribute_column
+from xinyong.ledger.location import is_pg, pg_url
 
 if TYPE_CHECKING:
     from ibis.backends.duckdb import Backend as DuckDBBackend
@@ -159,7 +160,20 @@ class Store:
     `create`: make the registry if the path is missing or an empty file (ignored
     when read_only). `migrating`: open an older schema version (for `migrate`).
     `wait`: seconds to retry a file locked by another process (default
-    `busy_timeout()`)."""
+    `busy_timeout()`).
+
+    A PostgreSQL URL (``postgresql://…``) opens a `ledger.postgres.PostgresStore`
+    instead, with the same surface (the store seam)."""
+
+    #: which database holds the registry ("duckdb" or "postgresql")
+    backend = "duckdb"
+
+    def __new__(cls, path: str | Path, *args: Any, **kwargs: Any) -> Store:
+        if cls is Store and is_pg(path):
+            from xinyong.ledger.postgres import PostgresStore
+
+            return super().__new__(PostgresStore)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -198,6 +212,12 @@ class Store:
 
             self._ibis = ibis.duckdb.from_connection(self.sql)
         return self._ibis
+
+    @property
+    def work(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection intake reads and validates with (this file's own; an
+        in-memory one for a registry on PostgreSQL)."""
+        return self.sql
 
     def __enter__(self) -> Store:
         return self
@@ -369,7 +389,13 @@ def _add_run_modes(store: Store) -> None:
 
 def migrate(path: str | Path, *, wait: float | None = None) -> list[tuple[int, str]]:
     """Upgrade the registry at `path` to SCHEMA_VERSION, one step at a time, each in
-    its own transaction. Returns the steps run ((from version, description))."""
+    its own transaction. Returns the steps run ((from version, description)).
+    A PostgreSQL registry is upgraded by its Alembic migrations (`ledger.postgres`)."""
+    url = pg_url(path)
+    if url is not None:
+        from xinyong.ledger import postgres
+
+        return postgres.migrate(url)
     done: list[tuple[int, str]] = []
     with Store(path, create=False, migrating=True, wait=wait) as store:
         version = store.schema_version()

@@ -6,9 +6,12 @@ materialized evaluation for scores, list entries and consequences).
 
 from __future__ import annotations
 
+from calendar import monthrange
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
+
+import pyarrow as pa
 
 from xinyong.ledger.store import Store
 from xinyong.timeutil import to_local_iso
@@ -52,20 +55,31 @@ def _rows(store: Store, sql: str, params: list[Any] | None = None) -> list[tuple
 
 def list_sizes(store: Store, start: date, end: date, months: int = 3) -> list[dict[str, Any]]:
     """Active list entries at the start of every ``months``-th month, per list."""
-    rows = _rows(
-        store,
-        """
-        WITH points AS (
-            SELECT unnest(generate_series(?::TIMESTAMP, ?::TIMESTAMP, to_months(?))) AS at
-        ), lists AS (SELECT DISTINCT system, list_id FROM list_entries)
-        SELECT l.system, l.list_id, p.at::DATE,
-               (SELECT count(*) FROM list_entries e
-                 WHERE e.system = l.system AND e.list_id = l.list_id
-                   AND e.start_at <= p.at AND (e.end_at IS NULL OR e.end_at > p.at))
-        FROM points p, lists l ORDER BY 1, 2, 3
-        """,
-        [start, end, months],
-    )
+    from xinyong.ledger.store import registered
+
+    points: list[datetime] = []
+    last, k = datetime(end.year, end.month, end.day), 0
+    while True:  # start + k * months, the day clamped to the month's end (as SQL does)
+        month = start.month - 1 + k * months
+        year, month = start.year + month // 12, month % 12 + 1
+        at = datetime(year, month, min(start.day, monthrange(year, month)[1]))
+        if at > last:
+            break
+        points.append(at)
+        k += 1
+    # the instants as a registered table: the same SQL on DuckDB and PostgreSQL
+    with registered(store.sql, _xin_points=pa.table({"at": pa.array(points, pa.timestamp("us"))})):
+        rows = _rows(
+            store,
+            """
+            WITH lists AS (SELECT DISTINCT system, list_id FROM list_entries)
+            SELECT l.system, l.list_id, CAST(p.at AS DATE),
+                   (SELECT count(*) FROM list_entries e
+                     WHERE e.system = l.system AND e.list_id = l.list_id
+                       AND e.start_at <= p.at AND (e.end_at IS NULL OR e.end_at > p.at))
+            FROM _xin_points p, lists l ORDER BY 1, 2, 3
+            """,
+        )
     return [{"system": s, "list_id": li, "at": a.isoformat(), "active": n} for s, li, a, n in rows]
 
 
@@ -124,7 +138,7 @@ def entry_endings(store: Store) -> list[dict[str, Any]]:
                count(*)
         FROM list_entries e
         LEFT JOIN records r ON r.record_id = e.ending_record_id
-        GROUP BY 1, 2, 3 ORDER BY 1, 2, 4 DESC
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 4 DESC, 3
         """,
         list(PERFORMANCE_TYPES),
     )

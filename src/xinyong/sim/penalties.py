@@ -64,8 +64,8 @@ def penalty_records(organizations: list[str], until: datetime, seed: int) -> lis
 def add_penalties(store: Store, until: datetime, seed: int, *, count: int = 40) -> int:
     """Write penalties for up to ``count`` organizations of the registry; the number."""
     rows = store.sql.execute(
-        "SELECT DISTINCT subject_id FROM records WHERE subject_kind = 'organization' "
-        "ORDER BY md5(subject_id || ?) LIMIT ?",
+        "SELECT subject_id FROM (SELECT DISTINCT subject_id FROM records "
+        "WHERE subject_kind = 'organization') o ORDER BY md5(subject_id || ?) LIMIT ?",
         [str(seed), count],
     ).fetchall()
     records = penalty_records([r[0] for r in rows], until, seed)
