@@ -237,6 +237,67 @@ def phase_baseline(db: Path) -> dict[str, Any]:
     }
 
 
+OUTPUTS = {"scores": "b_scores", "list_entries": "b_list_entries", "consequences": "b_consequences"}
+
+
+def _fingerprints(store: Any, tables: dict[str, str]) -> dict[str, list[Any]]:
+    """Row count and the MD5 of all rows (as in benchmarks/engines.py) of each table."""
+    out = {}
+    for name, table in tables.items():  # fixed names, no input
+        row = store.sql.execute(
+            f"SELECT count(*), md5(string_agg(CAST(t AS VARCHAR), '|' "
+            f"ORDER BY CAST(t AS VARCHAR))) FROM {table} AS t"
+        ).fetchone()
+        out[name] = [int(row[0]), row[1]]
+    return out
+
+
+def phase_baseline_full(db: Path) -> dict[str, Any]:
+    """The whole point evaluation of every shipped pack as hand-written DuckDB SQL
+    (benchmarks/baseline_sql.py), timed, and checked equal row for row with the
+    engine's point evaluation that ``evaluate_point`` materialized just before."""
+    sys.path.insert(0, str(ROOT))
+    import baseline_sql
+    from xinyong.ledger.store import Store
+    from xinyong.packs import installed_packs
+    from xinyong.timeutil import local_midnight, now_utc, parse_instant
+
+    as_of = parse_instant(AS_OF)
+    with Store(db) as store:
+        packs = installed_packs(store, as_of)
+        rc = next(p for p in packs if p.system == "rongcheng")
+        baseline_sql.register(store, packs)
+        known_at = store.sql.execute(
+            "SELECT known_at FROM eval_runs ORDER BY run_id DESC"
+        ).fetchone()
+        started = time.perf_counter()
+        baseline_sql.run(
+            store,
+            as_of,
+            known_at[0] if known_at else now_utc(),
+            local_midnight(rc.meta.effective_from),
+        )
+        seconds = time.perf_counter() - started
+        engine = _fingerprints(store, {k: k for k in OUTPUTS})
+        mine = _fingerprints(store, OUTPUTS)
+        diff = {}
+        for name, table in OUTPUTS.items():
+            if engine[name] != mine[name]:
+                extra = store.sql.execute(
+                    f"SELECT count(*) FROM (SELECT * FROM {table} EXCEPT ALL SELECT * FROM {name})"
+                ).fetchone()
+                missing = store.sql.execute(
+                    f"SELECT count(*) FROM (SELECT * FROM {name} EXCEPT ALL SELECT * FROM {table})"
+                ).fetchone()
+                diff[name] = {"only_baseline": extra[0], "only_engine": missing[0]}
+    return {
+        "seconds": seconds,
+        "rows": {k: v[0] for k, v in mine.items()},
+        "equal": engine == mine,
+        "differences": diff,
+    }
+
+
 def phase_checks(db: Path, n: int = 200_000) -> dict[str, Any]:
     from xinyong.catalog import load_catalog
     from xinyong.checks import ConsequenceIndex
@@ -308,6 +369,7 @@ PHASES = {
     "replay": phase_replay,
     "engine_scores": phase_engine_scores,
     "baseline": phase_baseline,
+    "baseline_full": phase_baseline_full,
     "checks": phase_checks,
     "zen": phase_zen,
 }
