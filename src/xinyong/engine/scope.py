@@ -7,7 +7,7 @@ functions), so the same evaluation compiles for DuckDB, PostgreSQL and Spark.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -45,6 +45,8 @@ class Ledger:
     #: Timeline mode (engine/timeline.py): the record tables carry a column ``_at``,
     #: the instant each row is evaluated at, instead of the one ``as_of``.
     timeline: bool = False
+    #: Temporary tables holding parts of this ledger (engine/staging.py).
+    staged: list[str] = field(default_factory=list, compare=False)
 
 
 #: The column of the evaluation instant in timeline mode.
@@ -116,7 +118,14 @@ def first_per_group(t: ir.Table, keys: list[str], order: list[str]) -> ir.Table:
     return t.mutate(_rn=ibis.row_number().over(w)).filter(lambda x: x._rn == 0).drop("_rn")
 
 
+#: Tables holding exactly the records in one pack's scope (engine/staging.py), by
+#: their operation: ``in_scope`` on them is the table itself.
+SCOPED: dict[Any, tuple[str, str]] = {}
+
+
 def in_scope(pack: Pack, t: ir.Table) -> ir.Table:
+    if SCOPED.get(t.op()) == (pack.system, pack.meta.version):
+        return t
     return t.filter(
         t.type.isin(list(pack.scope.record_types)),
         t.source_kind.isin(list(pack.scope.source_kinds)),
