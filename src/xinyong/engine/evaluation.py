@@ -60,6 +60,8 @@ class Evaluation:
     #: With ``timeline=True``: every score and grade as valid-time intervals, and
     #: ``consequences`` / ``list_entries`` with their full known periods.
     score_timeline: ir.Table | None = None
+    #: The ledger each pack read (engine/staging.py); None: nothing in its scope.
+    pack_ledgers: dict[str, Ledger | None] | None = field(default=None, repr=False)
 
 
 def _instant(value: Instant, default: datetime) -> datetime:
@@ -158,6 +160,7 @@ def evaluate(
         reasons=_only(_union(why, REASON_COLUMNS), led) if explain else None,
         subjects=led.subjects,
         ledger=led,
+        pack_ledgers=per_pack,
     )
 
 
@@ -201,6 +204,7 @@ def _timeline(
         consequences=_only(_union(cons, CONSEQUENCE_COLUMNS), led),
         subjects=led.subjects,
         ledger=led,
+        pack_ledgers=per_pack,
         score_timeline=tl,
     )
 
@@ -239,10 +243,14 @@ def _from_materialized(store: Any, evaluation: Evaluation) -> ir.Table:
     if evaluation.ledger.timeline:
         scores = grade_periods(store.table("score_timeline"))
     parts = []
+    ledgers = evaluation.pack_ledgers or {}
     for pack in evaluation.packs:
+        led = ledgers.get(pack.system, evaluation.ledger)
+        if led is None:
+            continue  # nothing in its scope: no entries, no scores
         parts += consequences(
             pack,
-            evaluation.ledger,
+            led,
             entries.filter(entries.system == pack.system) if pack.lists else None,
             scores.filter(scores.system == pack.system) if pack.score is not None else None,
         )
