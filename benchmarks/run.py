@@ -261,6 +261,7 @@ def phase_baseline_full(db: Path) -> dict[str, Any]:
                 missing = store.sql.execute(
                     f"SELECT count(*) FROM (SELECT * FROM {name} EXCEPT ALL SELECT * FROM {table})"
                 ).fetchone()
+                assert extra is not None and missing is not None
                 diff[name] = {"only_baseline": extra[0], "only_engine": missing[0]}
     return {
         "seconds": seconds,
@@ -383,6 +384,10 @@ def main() -> None:
         result["peak_rss_mib"] = round(_peak_mib(), 1)
         print(json.dumps(result))
         return
+    run_sizes(opts)
+
+
+def run_sizes(opts: argparse.Namespace) -> None:
     sizes = opts.persons or [100_000]
     DATA.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
