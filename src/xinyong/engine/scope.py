@@ -118,14 +118,7 @@ def first_per_group(t: ir.Table, keys: list[str], order: list[str]) -> ir.Table:
     return t.mutate(_rn=ibis.row_number().over(w)).filter(lambda x: x._rn == 0).drop("_rn")
 
 
-#: Tables holding exactly the records in one pack's scope (engine/staging.py), by
-#: their operation: ``in_scope`` on them is the table itself.
-SCOPED: dict[Any, tuple[str, str]] = {}
-
-
 def in_scope(pack: Pack, t: ir.Table) -> ir.Table:
-    if SCOPED.get(t.op()) == (pack.system, pack.meta.version):
-        return t
     return t.filter(
         t.type.isin(list(pack.scope.record_types)),
         t.source_kind.isin(list(pack.scope.source_kinds)),

@@ -8,13 +8,17 @@ re-filters) ``records``. On DuckDB, ``stage`` computes the parts they share
 once, as temporary tables of the evaluation's connection:
 
 - the revocations (one scan of ``records``, shared by every pack);
-- per pack, its records: those in its scope, and those of the relations it
-  reaches along (representatives, transfers), with only the columns the pack
-  can read (the envelope and the attributes its text names);
+- per pack with lists, its records: the types its lists read (entries,
+  removals, retention endings; every type in its scope when it also has a
+  score) and those of the relations it reaches along (representatives,
+  transfers), with only the columns it can read (the envelope and the
+  attributes its rules name);
+- per score with ranked rules (``max_count``, episodes), its visible records with
+  the rules' shared conditions as columns (``stage_visible``, point evaluations);
 
-and leaves out a pack with nothing in its scope (no record of one of its types
-from one of its source kinds is known): it has no scores, no entries and no
-consequences, and costs one look at the record types the ledger holds.
+and leaves out a pack that cannot have any output (``live``: no entry record of
+its lists, no record in its scope, no consent grant where consent is required),
+at the cost of one look at the (type, source kind) pairs the ledger holds.
 
 Every expression built on a staged ledger is the same as on the plain one (the
 tests compare both with the reference and across engines). Other backends and
@@ -36,7 +40,7 @@ import ibis.expr.types as ir
 
 from xinyong.catalog import load_catalog
 from xinyong.catalog.vocabulary import attribute_column
-from xinyong.engine.scope import CONSENT_GRANTED, SCOPED, Ledger
+from xinyong.engine.scope import CONSENT_GRANTED, Ledger
 from xinyong.engine.scores import conditions
 from xinyong.packs.schema import Pack
 
@@ -195,8 +199,6 @@ def stage(led: Ledger, packs: tuple[Pack, ...]) -> tuple[Ledger, dict[str, Ledge
         columns = [*ENVELOPE, *(c for c in attrs if c in r.columns)]
         name, t = _temp(led, f"records_{pack.system}", keep.select(*columns))
         names.append(name)
-        if not extra and types is None:
-            SCOPED[t.op()] = (pack.system, pack.meta.version)
         out[pack.system] = replace(base, records=t)
     return base, out
 
