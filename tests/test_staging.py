@@ -28,7 +28,7 @@ AS_OF = parse_instant("2026-11-01")
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("staging")
-    city = generate_city(root / "city", persons=80, organizations=8, seed=11)
+    city = generate_city(root / "city", persons=150, organizations=10, seed=11)
     db = root / "registry.duckdb"
     with Store(db) as store:
         for path in shipped_pack_paths():
