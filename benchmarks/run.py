@@ -3,15 +3,23 @@
     .venv/bin/python benchmarks/run.py [--persons 100000 --persons 1000000 ...]
 
 For each size: generate a synthetic city (xinyong.sim, deterministic), import
-it from Parquet, evaluate every shipped pack and materialize the results, run
-a hand-written DuckDB SQL query computing the same Rongcheng scores (the
-baseline the engine is compared with, as a ratio, results checked equal), time
-single checks against the in-process consequence index (median, p99) and bulk
-checks per second, and evaluate the same Rongcheng score rules per subject with
-zen-engine on a sample (ratio against the relational engine on the same
-subjects). Each phase runs in its own process so that its peak memory (max RSS)
-is its own. Results go to benchmarks/results/<persons>.json and a Markdown table
-is printed.
+it from Parquet, evaluate every shipped pack as of one instant and materialize
+the results (``evaluate_point``), run the hand-written DuckDB SQL of the same
+evaluation (``baseline_full``, benchmarks/baseline_sql.py: the baseline the
+engine is compared with, as a ratio of wall and of CPU seconds, its rows
+checked equal to the engine's), evaluate with timelines as `xinyong evaluate`
+does (``evaluate``; the baseline has no timelines, so this ratio is for scale
+only), time single checks against the in-process consequence index (median,
+p99) and bulk checks per second, and evaluate the same Rongcheng score rules
+per subject with zen-engine on a sample (ratio against the relational engine on
+the same subjects). Each phase runs in its own process so that its peak memory
+(max RSS) is its own. Results go to benchmarks/results/<persons>.json and a
+Markdown table is printed.
+
+    .venv/bin/python benchmarks/run.py --persons 1000000 --registry COPY.duckdb \
+        --phases evaluate_point,baseline_full,evaluate
+
+runs only those phases on an existing registry (a copy: they write to it).
 """
 
 from __future__ import annotations
@@ -38,6 +46,13 @@ AS_OF = "2026-11-01"
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu() -> float:
+    """CPU seconds of this process, all threads (steadier than wall time on a shared
+    machine)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 # --------------------------------------------------------------------------- phases
@@ -91,10 +106,11 @@ def phase_evaluate_point(db: Path) -> dict[str, Any]:
     from xinyong.timeutil import parse_instant
 
     with Store(db) as store:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu()
         run_id = materialize(store, evaluate(store, as_of=parse_instant(AS_OF)))
-        seconds = time.perf_counter() - started
-    return {"seconds": seconds, "run_id": run_id}
+        seconds, cpu = time.perf_counter() - started, _cpu() - cpu
+        fingerprints = _fingerprints(store, {k: k for k in OUTPUTS})
+    return {"seconds": seconds, "cpu_seconds": cpu, "run_id": run_id, "rows": fingerprints}
 
 
 def phase_evaluate(db: Path) -> dict[str, Any]:
@@ -107,9 +123,9 @@ def phase_evaluate(db: Path) -> dict[str, Any]:
     from xinyong.timeutil import parse_instant
 
     with Store(db) as store:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu()
         run_id = materialize(store, evaluate(store, as_of=parse_instant(AS_OF), timeline=True))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, _cpu() - cpu
         t0 = time.perf_counter()
         publish(store, sorted(load_catalog().services))
         publish_seconds = time.perf_counter() - t0
@@ -123,6 +139,7 @@ def phase_evaluate(db: Path) -> dict[str, Any]:
         )
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "publish_seconds": publish_seconds,
         "run_id": run_id,
         **counts,
@@ -273,48 +290,66 @@ def phase_replay(db: Path) -> dict[str, Any]:
     }
 
 
-def _rongcheng_pack(store: Any) -> Any:
-    from xinyong.packs import installed_packs
-
-    return next(p for p in installed_packs(store) if p.system == "rongcheng")
+OUTPUTS = {"scores": "b_scores", "list_entries": "b_list_entries", "consequences": "b_consequences"}
 
 
-def phase_engine_scores(db: Path) -> dict[str, Any]:
-    """The engine computing only the Rongcheng scores (what the baseline computes)."""
-    from xinyong.engine import evaluate
-    from xinyong.ledger.store import Store
-    from xinyong.timeutil import parse_instant
-
-    with Store(db) as store:
-        pack = _rongcheng_pack(store)
-        started = time.perf_counter()
-        scores = evaluate(store, [pack], as_of=parse_instant(AS_OF)).scores
-        table = scores.select("subject_id", "score").to_pyarrow()
-        seconds = time.perf_counter() - started
-    rows = dict(zip(table["subject_id"].to_pylist(), table["score"].to_pylist(), strict=True))
-    (DATA / "engine_scores.json").write_text(json.dumps(rows))
-    return {"seconds": seconds, "subjects_scored": len(rows)}
+def _fingerprints(store: Any, tables: dict[str, str]) -> dict[str, list[Any]]:
+    """Row count and the MD5 of all rows (as in benchmarks/engines.py) of each table."""
+    out = {}
+    for name, table in tables.items():  # fixed names, no input
+        row = store.sql.execute(
+            f"SELECT count(*), md5(string_agg(CAST(t AS VARCHAR), '|' "
+            f"ORDER BY CAST(t AS VARCHAR))) FROM {table} AS t"
+        ).fetchone()
+        out[name] = [int(row[0]), row[1]]
+    return out
 
 
-def phase_baseline(db: Path) -> dict[str, Any]:
-    """Hand-written DuckDB SQL for the same Rongcheng scores."""
+def phase_baseline_full(db: Path) -> dict[str, Any]:
+    """The whole point evaluation of every shipped pack as hand-written DuckDB SQL
+    (benchmarks/baseline_sql.py), timed, and checked equal row for row with the
+    engine's point evaluation that ``evaluate_point`` materialized just before."""
     sys.path.insert(0, str(ROOT))
-    from baseline_sql import rongcheng_scores_sql
+    import baseline_sql
     from xinyong.ledger.store import Store
-    from xinyong.timeutil import parse_instant
+    from xinyong.packs import installed_packs
+    from xinyong.timeutil import local_midnight, now_utc, parse_instant
 
+    as_of = parse_instant(AS_OF)
     with Store(db) as store:
-        pack = _rongcheng_pack(store)
-        sql, params = rongcheng_scores_sql(pack, parse_instant(AS_OF), store)
-        started = time.perf_counter()
-        rows = store.sql.execute(sql, params).fetchall()
-        seconds = time.perf_counter() - started
-    engine = json.loads((DATA / "engine_scores.json").read_text())
-    mismatched = sum(1 for s, v in rows if abs(engine.get(s, float("nan")) - v) > 1e-9)
+        packs = installed_packs(store, as_of)
+        rc = next(p for p in packs if p.system == "rongcheng")
+        baseline_sql.register(store, packs)
+        known_at = store.sql.execute(
+            "SELECT known_at FROM eval_runs ORDER BY run_id DESC"
+        ).fetchone()
+        started, cpu = time.perf_counter(), _cpu()
+        baseline_sql.run(
+            store,
+            as_of,
+            known_at[0] if known_at else now_utc(),
+            local_midnight(rc.meta.effective_from),
+        )
+        seconds, cpu = time.perf_counter() - started, _cpu() - cpu
+        engine = _fingerprints(store, {k: k for k in OUTPUTS})
+        mine = _fingerprints(store, OUTPUTS)
+        diff = {}
+        for name, table in OUTPUTS.items():
+            if engine[name] != mine[name]:
+                extra = store.sql.execute(
+                    f"SELECT count(*) FROM (SELECT * FROM {table} EXCEPT ALL SELECT * FROM {name})"
+                ).fetchone()
+                missing = store.sql.execute(
+                    f"SELECT count(*) FROM (SELECT * FROM {name} EXCEPT ALL SELECT * FROM {table})"
+                ).fetchone()
+                assert extra is not None and missing is not None
+                diff[name] = {"only_baseline": extra[0], "only_engine": missing[0]}
     return {
         "seconds": seconds,
-        "subjects_scored": len(rows),
-        "mismatches": mismatched + abs(len(engine) - len(rows)),
+        "cpu_seconds": cpu,
+        "rows": {k: v[0] for k, v in mine.items()},
+        "equal": engine == mine,
+        "differences": diff,
     }
 
 
@@ -388,8 +423,7 @@ PHASES = {
     "incremental": phase_incremental,
     "check_process": phase_check_process,
     "replay": phase_replay,
-    "engine_scores": phase_engine_scores,
-    "baseline": phase_baseline,
+    "baseline_full": phase_baseline_full,
     "checks": phase_checks,
     "zen": phase_zen,
 }
@@ -411,6 +445,16 @@ def _run_phase(name: str, *args: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, action="append", help="city sizes (persons)")
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        help="use this existing registry (a copy you may write to) instead of generating "
+        "and importing a city; one --persons gives its size",
+    )
+    parser.add_argument(
+        "--phases",
+        help="comma-separated phases to run (default all), e.g. evaluate_point,baseline_full",
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     opts = parser.parse_args()
@@ -422,6 +466,10 @@ def main() -> None:
         result["peak_rss_mib"] = round(_peak_mib(), 1)
         print(json.dumps(result))
         return
+    run_sizes(opts)
+
+
+def run_sizes(opts: argparse.Namespace) -> None:
     sizes = opts.persons or [100_000]
     DATA.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -435,35 +483,65 @@ def main() -> None:
     for persons in sizes:
         print(f"persons={persons}", flush=True)
         city = DATA / f"city-{persons}"
-        db = DATA / f"registry-{persons}.duckdb"
+        db = opts.registry or DATA / f"registry-{persons}.duckdb"
+        wanted = set(opts.phases.split(",")) if opts.phases else None
         result: dict[str, Any] = {"persons": persons, "machine": machine}
-        if not (city / "sources.json").exists():
-            result["generate"] = _run_phase("generate", str(persons), str(city))
-        result["import"] = _run_phase("import", str(city), str(db))
-        for name in ("evaluate_point", "evaluate", "incremental", "check_process", "replay"):
-            result[name] = _run_phase(name, str(db))
-        for name in ("engine_scores", "baseline", "checks", "zen"):
-            result[name] = _run_phase(name, str(db))
-        result["ratios"] = {
-            "engine_vs_sql_baseline": result["engine_scores"]["seconds"]
-            / result["baseline"]["seconds"],
-            "zen_eval_vs_engine": result["zen"]["zen_eval_vs_engine"],
-            "zen_end_to_end_vs_engine": result["zen"]["zen_end_to_end_vs_engine"],
-        }
-        (RESULTS / f"{persons}.json").write_text(json.dumps(result, indent=2))
-        _print_table(result)
+        if opts.registry is None:
+            if not (city / "sources.json").exists():
+                result["generate"] = _run_phase("generate", str(persons), str(city))
+            result["import"] = _run_phase("import", str(city), str(db))
+        # The baseline compares its rows with the point evaluation just materialized,
+        # so it runs right after it (the timeline evaluation replaces those rows).
+        for name in (
+            "evaluate_point",
+            "baseline_full",
+            "evaluate",
+            "incremental",
+            "check_process",
+            "replay",
+            "checks",
+            "zen",
+        ):
+            if wanted is None or name in wanted:
+                result[name] = _run_phase(name, str(db))
+        result["ratios"] = _ratios(result)
+        name = f"{persons}.json" if wanted is None else f"{persons}-{'-'.join(sorted(wanted))}.json"
+        (RESULTS / name).write_text(json.dumps(result, indent=2))
+        if wanted is None:
+            _print_table(result)
+        else:
+            print(json.dumps(result["ratios"], indent=2))
+
+
+def _ratios(r: dict[str, Any]) -> dict[str, Any]:
+    """Engine ÷ hand-written SQL (the baseline computes one instant: the point
+    evaluation is what it is compared with; the timeline evaluation, which computes
+    every instant, is set against it too, for scale), and zen-engine ÷ engine."""
+    out: dict[str, Any] = {}
+    base, point, line = r.get("baseline_full"), r.get("evaluate_point"), r.get("evaluate")
+    if base is not None and point is not None:
+        out["baseline_equal"] = base["equal"]
+        out["engine_point_vs_sql_baseline"] = point["seconds"] / base["seconds"]
+        out["engine_point_vs_sql_baseline_cpu"] = point["cpu_seconds"] / base["cpu_seconds"]
+    if base is not None and line is not None:
+        out["engine_timeline_vs_sql_baseline_point"] = line["seconds"] / base["seconds"]
+        out["engine_timeline_vs_sql_baseline_point_cpu"] = line["cpu_seconds"] / base["cpu_seconds"]
+    if "zen" in r:
+        out["zen_eval_vs_engine"] = r["zen"]["zen_eval_vs_engine"]
+        out["zen_end_to_end_vs_engine"] = r["zen"]["zen_end_to_end_vs_engine"]
+    return out
 
 
 def _print_table(r: dict[str, Any]) -> None:
     imp, ev, ch = r["import"], r["evaluate"], r["checks"]
     print(
         f"\n| persons | records | import rec/s | evaluate s | eval peak MiB | "
-        f"engine/SQL | check median µs | check p99 µs | bulk checks/s | "
+        f"engine/SQL (point, all packs) | check median µs | check p99 µs | bulk checks/s | "
         f"zen/engine (eval only) | zen/engine (end to end) |\n"
         f"|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"| {r['persons']:,} | {imp['accepted']:,} | {imp['records_per_s']:,.0f} | "
         f"{ev['seconds']:.1f} | {ev['peak_rss_mib']:,.0f} | "
-        f"{r['ratios']['engine_vs_sql_baseline']:.2f} | {ch['median_us']:.2f} | "
+        f"{r['ratios']['engine_point_vs_sql_baseline']:.2f} | {ch['median_us']:.2f} | "
         f"{ch['p99_us']:.2f} | {ch['bulk_checks_per_s']:,.0f} | "
         f"{r['ratios']['zen_eval_vs_engine']:.2f}× | "
         f"{r['ratios']['zen_end_to_end_vs_engine']:.1f}× |"

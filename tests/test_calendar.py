@@ -4,7 +4,7 @@ announcements and PRC Civil Procedure Law, Art. 85 (SOURCES.md §1)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -15,6 +15,7 @@ from xinyong.calendar import (
     is_covered,
     is_working_day,
     next_working_day,
+    non_working_days,
 )
 from xinyong.engine.reference import period_end
 from xinyong.timeutil import add_local_months, add_local_years, parse_instant
@@ -88,3 +89,20 @@ def test_years_and_months_are_counted_on_the_shanghai_calendar() -> None:
     assert add_local_months(start, 6) == parse_instant("2022-09-01")
     late = datetime(2022, 2, 28, 15, 59)  # 23:59 local on 2022-02-28
     assert add_local_years(late, 2) == datetime(2024, 2, 28, 15, 59)
+
+
+def test_the_engines_table_of_non_working_days_agrees_with_the_calendar() -> None:
+    # The table the relational engine joins (one backward pass) against the day-by-day
+    # definition, across the published years and the fallback after them.
+    first, last = date(2003, 12, 1), date(covered_until() + 2, 1, 31)
+    expected = []
+    day = first
+    while day <= last:
+        if not is_working_day(day):
+            expected.append((day, next_working_day(day)))
+        day += timedelta(days=1)
+    assert non_working_days(first, last) == expected
+    # Spring Festival 2024: 10-17 February off, the period ends on Sunday 18th, worked in lieu.
+    table = dict(non_working_days(date(2024, 2, 1), date(2024, 2, 29)))
+    assert table[date(2024, 2, 10)] == date(2024, 2, 18)
+    assert date(2024, 2, 18) not in table

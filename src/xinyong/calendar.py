@@ -99,13 +99,29 @@ def add_working_days(start: date, n: int) -> date:
 
 def non_working_days(first: date, last: date) -> list[tuple[date, date]]:
     """(day, next working day) for every non-working day in [first, last]: the table
-    the relational engine joins to end a period on a working day."""
+    the relational engine joins to end a period on a working day.
+
+    The same days as ``is_working_day`` and ``next_working_day`` give, computed in
+    one backward pass over the announcements (a century of days in a fraction of
+    a second: every evaluation that counts a grace period builds this table)."""
+    lo, hi = covered_from(), covered_until()
+    in_lieu, holidays = chinese_calendar.workdays, chinese_calendar.holidays
+
+    def working(day: date) -> bool:
+        if lo <= day.year <= hi:
+            return day in in_lieu or (day.weekday() <= 4 and day not in holidays)
+        return day.weekday() < 5 and (day.month, day.day) not in _FIXED_HOLIDAYS
+
+    following = next_working_day(last + timedelta(days=1))
     out = []
-    day = first
-    while day <= last:
-        if not is_working_day(day):
-            out.append((day, next_working_day(day)))
-        day += timedelta(days=1)
+    day = last
+    while day >= first:
+        if working(day):
+            following = day
+        else:
+            out.append((day, following))
+        day -= timedelta(days=1)
+    out.reverse()
     return out
 
 

@@ -19,6 +19,7 @@ from xinyong.engine.lists import list_entries
 from xinyong.engine.retention import visible
 from xinyong.engine.scope import Ledger, open_ledger, union_all
 from xinyong.engine.scores import feature_values, scores_of, subject_parts
+from xinyong.engine.staging import drop, stage, stage_visible
 from xinyong.engine.timeline import COLUMNS as TIMELINE_COLUMNS
 from xinyong.engine.timeline import grade_periods, score_timeline
 from xinyong.packs.schema import Pack
@@ -58,6 +59,8 @@ class Evaluation:
     #: With ``timeline=True``: every score and grade as valid-time intervals, and
     #: ``consequences`` / ``list_entries`` with their full known periods.
     score_timeline: ir.Table | None = None
+    #: The ledger each pack read (engine/staging.py); None: nothing in its scope.
+    pack_ledgers: dict[str, Ledger | None] | None = field(default=None, repr=False)
 
 
 def _instant(value: Instant, default: datetime) -> datetime:
@@ -123,24 +126,28 @@ def evaluate(
     chosen = tuple(packs)
     if timeline:
         return _timeline(store, chosen, t_as_of, t_known, subjects)
-    led = open_ledger(store, t_as_of, t_known, subjects)
+    led, per_pack = stage(open_ledger(store, t_as_of, t_known, subjects), chosen)
     scores, entries, cons, contribs, why = [], [], [], [], []
     for pack in chosen:
-        vis = visible(pack, led)
+        pled = per_pack[pack.system]
+        if pled is None:
+            continue  # nothing in its scope
+        vis = visible(pack, pled)
         pack_scores = None
         if pack.score is not None:
-            parts, spec = subject_parts(pack, led, vis)
+            vis = vis if explain else stage_visible(pled, pack, vis)
+            parts, spec = subject_parts(pack, pled, vis)
             pack_scores = scores_of(pack, parts, spec)
             scores.append(pack_scores)
             if explain:
-                c = contributions(pack, led, vis, parts)
+                c = contributions(pack, pled, vis, parts)
                 r = reasons(pack, parts, spec)
                 contribs += [c] if c is not None else []
                 why += [r] if r is not None else []
-        pack_entries = list_entries(pack, led)
+        pack_entries = list_entries(pack, pled)
         if pack_entries is not None:
             entries.append(pack_entries)
-        cons += consequences(pack, led, pack_entries, pack_scores)
+        cons += consequences(pack, pled, pack_entries, pack_scores)
     return Evaluation(
         as_of=t_as_of,
         known_at=t_known,
@@ -152,6 +159,7 @@ def evaluate(
         reasons=_only(_union(why, REASON_COLUMNS), led) if explain else None,
         subjects=led.subjects,
         ledger=led,
+        pack_ledgers=per_pack,
     )
 
 
@@ -171,16 +179,20 @@ def _timeline(
     # Every known record occurred at or before known_at (intake refuses conduct
     # recorded before it occurred), so this ledger sees all of them.
     led = replace(open_ledger(store, max(as_of, known_at), known_at, subjects), timeline=True)
+    led, per_pack = stage(led, packs)
     lines, entries, cons = [], [], []
     for pack in packs:
-        line = score_timeline(pack, led) if pack.score is not None else None
+        pled = per_pack[pack.system]
+        if pled is None:
+            continue  # nothing in its scope
+        line = score_timeline(pack, pled) if pack.score is not None else None
         if line is not None:
             lines.append(line)
-        pack_entries = list_entries(pack, led)
+        pack_entries = list_entries(pack, pled)
         if pack_entries is not None:
             entries.append(pack_entries)
         periods = grade_periods(line) if line is not None else None
-        cons += consequences(pack, led, pack_entries, periods)
+        cons += consequences(pack, pled, pack_entries, periods)
     tl = _only(_union(lines, TIMELINE_COLUMNS), led)
     return Evaluation(
         as_of=as_of,
@@ -191,6 +203,7 @@ def _timeline(
         consequences=_only(_union(cons, CONSEQUENCE_COLUMNS), led),
         subjects=led.subjects,
         ledger=led,
+        pack_ledgers=per_pack,
         score_timeline=tl,
     )
 
@@ -229,10 +242,14 @@ def _from_materialized(store: Any, evaluation: Evaluation) -> ir.Table:
     if evaluation.ledger.timeline:
         scores = grade_periods(store.table("score_timeline"))
     parts = []
+    ledgers = evaluation.pack_ledgers or {}
     for pack in evaluation.packs:
+        led = ledgers.get(pack.system, evaluation.ledger)
+        if led is None:
+            continue  # nothing in its scope: no entries, no scores
         parts += consequences(
             pack,
-            evaluation.ledger,
+            led,
             entries.filter(entries.system == pack.system) if pack.lists else None,
             scores.filter(scores.system == pack.system) if pack.score is not None else None,
         )
@@ -286,4 +303,5 @@ def materialize(store: Any, evaluation: Evaluation) -> int:
             mode="full",
             recomputed=int(row[0]) if row else 0,
         )
+    drop(store, evaluation.ledger)
     return run_id

@@ -8,6 +8,7 @@ counts whole days (floor of elapsed seconds / 86400).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +19,29 @@ from xinyong.engine.scope import age_at_instant, attr, both, condition, days_bef
 from xinyong.packs.schema import Feature, ScorecardFeature
 
 
+def when_column(text: str) -> str:
+    """The column of ``with_conditions`` that holds condition ``text``."""
+    return "_when_" + hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def with_conditions(t: ir.Table, texts: list[str | None]) -> ir.Table:
+    """``t`` plus one boolean column per distinct condition text: rules and features
+    that share a condition (every Rongcheng rule counts conduct at 18 or older)
+    then read one column instead of each computing it again."""
+    distinct = sorted({x for x in texts if x is not None})
+    return t.mutate(**{when_column(x): condition(x, t) for x in distinct}) if distinct else t
+
+
+def holds(text: str | None, t: ir.Table) -> ir.BooleanValue | None:
+    """A pack condition on the rows of ``t`` (its ``with_conditions`` column if any)."""
+    if text is not None and when_column(text) in t.columns:
+        return t[when_column(text)]
+    return condition(text, t)
+
+
 def feature_filter(f: Feature, t: ir.Table, as_of: datetime | ir.Value) -> Any:
     cond = t.type.isin(list(f.types)) if f.types else None
-    cond = both(cond, condition(f.when, t))
+    cond = both(cond, holds(f.when, t))
     if f.window_days is not None:
         cond = both(cond, t.occurred_at >= days_before(as_of, f.window_days))
     return cond if cond is not None else ibis.literal(True)

@@ -7,7 +7,7 @@ functions), so the same evaluation compiles for DuckDB, PostgreSQL and Spark.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -45,6 +45,8 @@ class Ledger:
     #: Timeline mode (engine/timeline.py): the record tables carry a column ``_at``,
     #: the instant each row is evaluated at, instead of the one ``as_of``.
     timeline: bool = False
+    #: Temporary tables holding parts of this ledger (engine/staging.py).
+    staged: list[str] = field(default_factory=list, compare=False)
 
 
 #: The column of the evaluation instant in timeline mode.

@@ -24,7 +24,13 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from xinyong.engine.features import bin_points, feature_metric, feature_value
+from xinyong.engine.features import (
+    bin_points,
+    feature_metric,
+    feature_value,
+    holds,
+    with_conditions,
+)
 from xinyong.engine.scope import (
     AT,
     CONSENT_GRANTED,
@@ -34,7 +40,6 @@ from xinyong.engine.scope import (
     age_at_instant,
     attr,
     both,
-    condition,
     days_before,
     now,
     record_resolver,
@@ -59,7 +64,7 @@ class Part:
 def rule_match(rule: ScoreRule, t: ir.Table, led: Ledger, *, since: date | None = None) -> Any:
     """Whether a record counts for ``rule``; ``since``: the first local day it applies
     to (``Pack.applies_from``: the rule's own, else the pack's effective date)."""
-    cond = both(t.type == rule.type, condition(rule.when, t))
+    cond = both(t.type == rule.type, holds(rule.when, t))
     first = since or rule.applies_from
     if first is not None:
         cond = cond & (t.occurred_at >= local_midnight(first))
@@ -130,6 +135,14 @@ def _deepest_per_episode(rule: ScoreRule, led: Ledger, vis: ir.Table, t: ir.Tabl
     )
     t = t.mutate(_deep=ibis.row_number().over(w))
     return t.filter(t._deep == 0).drop("_deep", "_epkey", "_episode")
+
+
+def conditions(pack: Pack, vis: ir.Table) -> ir.Table:
+    """``vis`` with the pack's score conditions as columns (``features.with_conditions``)."""
+    score = pack.score
+    if score is None:
+        return vis
+    return with_conditions(vis, [r.when for r in score.rules] + [f.when for f in score.features])
 
 
 def _aggregate(pack: Pack, led: Ledger, vis: ir.Table, metrics: dict[str, Any]) -> ir.Table:
