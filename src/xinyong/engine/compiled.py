@@ -178,9 +178,16 @@ def _placeholders(n: int) -> str:
 def _load_inputs(
     con: duckdb.DuckDBPyConnection, horizon: datetime, known_at: datetime, subjects: Sequence[str]
 ) -> None:
-    """Fill _xr_records and _xr_revocations for these subjects (as scope.open_ledger
-    reads them: recorded by known_at, occurred by the horizon)."""
-    for name in (RECORDS, REVOCATIONS):
+    """Fill _xr_records and _xr_revocations for these subjects as scope.open_ledger
+    reads them: recorded by known_at, occurred by the horizon; the subjects' records
+    and those of the organizations that named one of them legal representative;
+    the revocations of any of those records (whoever's subject they name).
+
+    One pass over the records finds the subjects' records, the organizations'
+    naming records and every revocation; a second only when an organization is
+    reached (its own records)."""
+    scan = "_xr_scan"
+    for name in (RECORDS, REVOCATIONS, scan):
         con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS FROM records LIMIT 0")
         con.execute(f"DELETE FROM {name}")
     if not subjects:
@@ -188,25 +195,31 @@ def _load_inputs(
     known = "recorded_at <= ? AND occurred_at <= ?"
     rel = load_catalog().relations["legal_representative"]
     col = _ident(attribute_column(rel.attribute))
-    orgs = con.execute(
-        f"SELECT DISTINCT subject_id FROM records WHERE type = ? AND {known} "
-        f"AND {col} IN ({_placeholders(len(subjects))})",
-        [rel.record_type, known_at, horizon, *subjects],
-    ).fetchall()
-    reach = sorted(set(subjects) | {str(r[0]) for r in orgs})
+    target = _ident(attribute_column("target_record_id"))
+    these = _placeholders(len(subjects))
     con.execute(
-        f"INSERT INTO {RECORDS} FROM records WHERE {known} "
-        f"AND subject_id IN ({_placeholders(len(reach))})",
-        [known_at, horizon, *reach],
+        f"INSERT INTO {scan} FROM records WHERE {known} AND (subject_id IN ({these}) "
+        f"OR (type = ? AND {col} IN ({these})) OR type = ?)",
+        [known_at, horizon, *subjects, rel.record_type, *subjects, REVOKED],
     )
-    ids = [str(r[0]) for r in con.execute(f"SELECT record_id FROM {RECORDS}").fetchall()]
-    if ids:
-        target = _ident(attribute_column("target_record_id"))
+    orgs = con.execute(
+        f"SELECT DISTINCT subject_id FROM {scan} WHERE type = ? AND {col} IN ({these})",
+        [rel.record_type, *subjects],
+    ).fetchall()
+    con.execute(f"INSERT INTO {RECORDS} FROM {scan} WHERE subject_id IN ({these})", [*subjects])
+    extra = sorted({str(r[0]) for r in orgs} - set(subjects))
+    if extra:
         con.execute(
-            f"INSERT INTO {REVOCATIONS} FROM records WHERE type = ? AND {known} "
-            f"AND {target} IN ({_placeholders(len(ids))})",
-            [REVOKED, known_at, horizon, *ids],
+            f"INSERT INTO {RECORDS} FROM records WHERE {known} "
+            f"AND subject_id IN ({_placeholders(len(extra))})",
+            [known_at, horizon, *extra],
         )
+    con.execute(
+        f"INSERT INTO {REVOCATIONS} FROM {scan} WHERE type = ? "
+        f"AND {target} IN (SELECT record_id FROM {RECORDS})",
+        [REVOKED],
+    )
+    con.execute(f"DELETE FROM {scan}")
 
 
 # --- building and compiling ---------------------------------------------------------
