@@ -137,7 +137,6 @@ print(json.dumps({
     "entries": len(why.systems[0].list_entries),
     "events": sorted({e for e, _ in compiled.events}),
     "ibis": "ibis" in sys.modules,
-    "pandas": "pandas" in sys.modules,
 }))
 """
 
@@ -161,7 +160,9 @@ def test_fresh_process_runs_the_stored_plan_without_ibis(listed_registry: Path) 
     assert got["decision"] == "deny" and got["from"] == "replay"
     assert got["entries"] == 1
     assert got["events"] == ["loaded"]
-    assert not got["ibis"] and not got["pandas"]
+    # DuckDB's Python client itself imports pandas when it binds a parameter (1.5.6:
+    # `con.execute("SELECT ?", ["x"])` does), so only Ibis can be kept out.
+    assert not got["ibis"]
 
 
 def test_a_plan_whose_key_does_not_match_is_not_used(listed_registry: Path) -> None:

@@ -25,14 +25,15 @@ consequences with their periods; as_of is only the ledger's horizon) and ``point
 of the report, at ``as_of``).
 
 A compiled plan is kept per process, and stored in the registry table
-``replay_plans`` by a process that may write (``xinyong evaluate`` stores the plans
-of the packs in force; any writer stores what it compiles), so that a later process
-(one CLI command) runs the stored SQL with DuckDB alone, never importing Ibis or
-pandas. A plan's key is a digest of the pack's content, its system and version, the
-backend (DuckDB and its version), xinyong's version, a digest of the engine's
-sources and the catalog, and the mode; a stored plan is used only when every one of
-these matches exactly and the tables it reads exist (fail closed: otherwise it is
-compiled again).
+``replay_plans`` by a process that may write (``xinyong packs compile`` stores the
+plans of every installed pack version; any writer stores what it compiles), so that
+a later process (one CLI command) runs the stored SQL with DuckDB alone, never
+importing Ibis (DuckDB's Python client imports pandas itself when it binds a
+parameter). A plan's key is a digest of the pack's content, its system and version,
+the backend (DuckDB and its version), xinyong's version, a digest of the engine's
+sources, the catalog and the plan-building functions here, and the mode; a stored
+plan is used only when every one of these matches exactly and the tables it reads
+exist (fail closed: otherwise it is compiled again).
 
 The placeholders are put in by compiling each output twice with two different
 sentinel instants and replacing each sentinel's SQL literal: the two texts must then
@@ -44,6 +45,7 @@ evaluation).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import re
 import threading
@@ -130,7 +132,8 @@ def _ident(name: str) -> str:
 @cache
 def engine_sha256() -> str:
     """A digest of the sources a plan is built from: the engine, the condition
-    language, the pack schema, the calendar, the time helpers and the catalog."""
+    language, the pack schema, the calendar, the time helpers, the catalog and the
+    functions here that build and compile a plan."""
     digest = hashlib.sha256()
     root = resources.files("xinyong")
     files = sorted(
@@ -145,7 +148,11 @@ def engine_sha256() -> str:
         ]
     )
     for name in files:
+        if name == "engine/compiled.py":
+            continue  # its plan-building functions below, not how a replay loads inputs
         digest.update(name.encode() + b"\0" + root.joinpath(name).read_bytes() + b"\0")
+    for fn in (_outputs, _sentinel_sql, _swap_memtables, _compile):
+        digest.update(inspect.getsource(fn).encode())
     return digest.hexdigest()
 
 
@@ -181,13 +188,8 @@ def _load_inputs(
     """Fill _xr_records and _xr_revocations for these subjects as scope.open_ledger
     reads them: recorded by known_at, occurred by the horizon; the subjects' records
     and those of the organizations that named one of them legal representative;
-    the revocations of any of those records (whoever's subject they name).
-
-    One pass over the records finds the subjects' records, the organizations'
-    naming records and every revocation; a second only when an organization is
-    reached (its own records)."""
-    scan = "_xr_scan"
-    for name in (RECORDS, REVOCATIONS, scan):
+    the revocations of any of those records (whoever's subject they name)."""
+    for name in (RECORDS, REVOCATIONS):
         con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS FROM records LIMIT 0")
         con.execute(f"DELETE FROM {name}")
     if not subjects:
@@ -195,31 +197,27 @@ def _load_inputs(
     known = "recorded_at <= ? AND occurred_at <= ?"
     rel = load_catalog().relations["legal_representative"]
     col = _ident(attribute_column(rel.attribute))
-    target = _ident(attribute_column("target_record_id"))
-    these = _placeholders(len(subjects))
-    con.execute(
-        f"INSERT INTO {scan} FROM records WHERE {known} AND (subject_id IN ({these}) "
-        f"OR (type = ? AND {col} IN ({these})) OR type = ?)",
-        [known_at, horizon, *subjects, rel.record_type, *subjects, REVOKED],
-    )
     orgs = con.execute(
-        f"SELECT DISTINCT subject_id FROM {scan} WHERE type = ? AND {col} IN ({these})",
-        [rel.record_type, *subjects],
+        f"SELECT DISTINCT subject_id FROM records WHERE type = ? AND {known} "
+        f"AND {col} IN ({_placeholders(len(subjects))})",
+        [rel.record_type, known_at, horizon, *subjects],
     ).fetchall()
-    con.execute(f"INSERT INTO {RECORDS} FROM {scan} WHERE subject_id IN ({these})", [*subjects])
-    extra = sorted({str(r[0]) for r in orgs} - set(subjects))
-    if extra:
-        con.execute(
-            f"INSERT INTO {RECORDS} FROM records WHERE {known} "
-            f"AND subject_id IN ({_placeholders(len(extra))})",
-            [known_at, horizon, *extra],
-        )
+    reach = sorted(set(subjects) | {str(r[0]) for r in orgs})
     con.execute(
-        f"INSERT INTO {REVOCATIONS} FROM {scan} WHERE type = ? "
-        f"AND {target} IN (SELECT record_id FROM {RECORDS})",
-        [REVOKED],
+        f"INSERT INTO {RECORDS} FROM records WHERE {known} "
+        f"AND subject_id IN ({_placeholders(len(reach))})",
+        [known_at, horizon, *reach],
     )
-    con.execute(f"DELETE FROM {scan}")
+    ids = [str(r[0]) for r in con.execute(f"SELECT record_id FROM {RECORDS}").fetchall()]
+    if ids:
+        # Filtered on the target first: whole rows are read only for the (few)
+        # revocations of these records, not for every revocation in the registry.
+        target = _ident(attribute_column("target_record_id"))
+        con.execute(
+            f"INSERT INTO {REVOCATIONS} FROM records WHERE type = ? AND {known} "
+            f"AND {target} IN ({_placeholders(len(ids))})",
+            [REVOKED, known_at, horizon, *ids],
+        )
 
 
 # --- building and compiling ---------------------------------------------------------
