@@ -118,6 +118,8 @@ class Plan:
 
 
 _PLANS: dict[str, Plan] = {}
+#: The content of the tables the plans compiled in this process read (by name).
+_DATA: dict[str, Any] = {}
 _LOCK = threading.Lock()
 #: What the current process did, for tests and benchmarks: "compiled", "stored", "loaded".
 events: deque[tuple[str, str]] = deque(maxlen=1000)
@@ -339,12 +341,11 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 def _stored(store: Any, key: str, fields: dict[str, str]) -> Plan | None:
     con = store.sql
-    try:
-        row = con.execute(
-            f"SELECT {', '.join(_KEY_FIELDS)}, plan FROM replay_plans WHERE plan_key = ?", [key]
-        ).fetchone()
-    except duckdb.CatalogException:
+    if not _has_table(con, "replay_plans"):
         return None
+    row = con.execute(
+        f"SELECT {', '.join(_KEY_FIELDS)}, plan FROM replay_plans WHERE plan_key = ?", [key]
+    ).fetchone()
     if row is None:
         return None
     if dict(zip(_KEY_FIELDS, row[:-1], strict=True)) != fields:
@@ -393,27 +394,30 @@ def plan_for(store: Any, pack: Pack, mode: str) -> Plan:
     may be written)."""
     fields = plan_fields(pack, mode)
     key = _key(fields)
-    plan = _PLANS.get(key)
-    if plan is not None and all(_has_table(store.sql, t) for t in plan.tables):
-        return plan
-    plan = _stored(store, key, fields)
-    if plan is not None:
+    con = store.sql
+    plan = _PLANS.get(key) or _stored(store, key, fields)
+    if plan is not None and key not in _PLANS:
         events.append(("loaded", key))
-    else:
+    missing = [] if plan is None else [t for t in plan.tables if not _has_table(con, t)]
+    if plan is None or any(t not in _DATA for t in missing):
         plan, tables = _compile(store, pack, mode, fields)
+        _DATA.update(tables)
         events.append(("compiled", key))
-        writable = not getattr(store, "read_only", True)
-        _create_tables(store, tables, temporary=not writable)
-        if writable:
-            _store(store, plan)
-            events.append(("stored", key))
+        missing = [t for t in plan.tables if not _has_table(con, t)]
+    writable = not getattr(store, "read_only", True)
+    # A plan kept from another connection or registry: its tables made here (temporary
+    # when this process may not write the registry).
+    _create_tables(store, {t: _DATA[t] for t in missing}, temporary=not writable)
+    if writable and _stored(store, key, fields) is None:
+        _store(store, plan)
+        events.append(("stored", key))
     _PLANS[key] = plan
     return plan
 
 
 def store_plans(store: Any, packs: Iterable[Pack]) -> int:
     """Compile and store the plans of ``packs`` (both modes) that the registry lacks;
-    the number compiled. For a writer (``xinyong evaluate``)."""
+    the number stored. For a writer (``xinyong packs compile``)."""
     if getattr(store, "read_only", True):
         raise ValueError("plans are stored by a process that may write the registry")
     done = 0
@@ -421,7 +425,6 @@ def store_plans(store: Any, packs: Iterable[Pack]) -> int:
         for mode in MODES:
             fields = plan_fields(pack, mode)
             if _stored(store, _key(fields), fields) is None:
-                _PLANS.pop(_key(fields), None)
                 plan_for(store, pack, mode)
                 done += 1
     return done
