@@ -243,50 +243,101 @@ def _sample_subjects(db: Path) -> tuple[str, str]:
     return str(graded[0]), str(listed[0])
 
 
+def _walls(argv: list[list[str]]) -> list[float]:
+    walls = []
+    for args in argv:
+        t0 = time.perf_counter()
+        subprocess.run(args, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+    return sorted(walls)
+
+
 def phase_check_process(db: Path, runs: int = 10) -> dict[str, Any]:
     """Wall time of whole `xinyong check` processes (answered from the snapshot), at an
-    earlier instant and now."""
+    earlier instant and now; and of `xinyong explain` processes (a replay through the
+    stored plans, when `phase_compile` stored them)."""
     _, listed = _sample_subjects(db)
     xinyong = str(Path(sys.executable).with_name("xinyong"))
-    walls = []
-    for i in range(runs):
-        at = ["--at", "2025-06-01"] if i % 2 else []
-        t0 = time.perf_counter()
-        subprocess.run(
-            [xinyong, "check", listed, "flight", *at, "--db", str(db), "--json"],
-            check=True,
-            capture_output=True,
-        )
-        walls.append(time.perf_counter() - t0)
-    walls.sort()
-    return {"runs": runs, "median_s": statistics.median(walls), "min_s": walls[0]}
+    walls = _walls(
+        [
+            [xinyong, "check", listed, "flight", *(["--at", "2025-06-01"] if i % 2 else [])]
+            + ["--db", str(db), "--json"]
+            for i in range(runs)
+        ]
+    )
+    explains = _walls([[xinyong, "explain", listed, "--at", AS_OF, "--db", str(db), "--json"]] * 3)
+    return {
+        "runs": runs,
+        "median_s": statistics.median(walls),
+        "min_s": walls[0],
+        "explain_cli_median_s": statistics.median(explains),
+        "explain_cli_min_s": explains[0],
+    }
 
 
-def phase_replay(db: Path) -> dict[str, Any]:
-    """In-process: a one-subject check replayed (a known_at before the run's knowledge),
-    a timeline lookup, and explain."""
+def phase_compile(db: Path) -> dict[str, Any]:
+    """`xinyong packs compile`: the replay plans of every installed pack version,
+    compiled and stored in the registry (once per pack set and backend)."""
+    xinyong = str(Path(sys.executable).with_name("xinyong"))
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [xinyong, "packs", "compile", "--db", str(db), "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return {"seconds": time.perf_counter() - t0, **json.loads(out.stdout)}
+
+
+def phase_replay(db: Path, runs: int = 5) -> dict[str, Any]:
+    """In-process: one-subject checks replayed (a known_at before the run's knowledge),
+    scores replayed at an earlier instant, and explain; the first of each (loading or
+    compiling the plans) apart from the median of the next ``runs``."""
     from xinyong.checks import check, explain, score_of
+    from xinyong.engine import compiled
     from xinyong.ledger.store import Store
     from xinyong.timeutil import parse_instant
 
     graded, listed = _sample_subjects(db)
+    at = parse_instant("2021-06-01")
     with Store(db, read_only=True) as store:
         row = store.sql.execute("SELECT max(recorded_at) FROM records").fetchone()
         before = row[0] if row else None  # knowledge before the last batch: a replay
+        subjects = [
+            str(r[0])
+            for r in store.sql.execute(
+                "SELECT DISTINCT subject_id FROM consequences ORDER BY subject_id LIMIT ?",
+                [runs + 1],
+            ).fetchall()
+        ]
+
+        def timed(ask: Any) -> tuple[float, list[float]]:
+            times = []
+            for subject in [listed, *subjects[:runs]]:
+                t0 = time.perf_counter()
+                ask(subject)
+                times.append(time.perf_counter() - t0)
+            return times[0], times[1:]
+
+        first_check, checks = timed(lambda s: check(store, s, "flight", at=at, known_at=before))
+        first_score, scores = timed(
+            lambda s: score_of(store, s, "rongcheng", at=at, known_at=before)
+        )
+        first_explain, explains = timed(lambda s: explain(store, s, at=parse_instant(AS_OF)))
+        answer = check(store, listed, "flight", at=at, known_at=before)
         t0 = time.perf_counter()
-        answer = check(store, listed, "flight", at=parse_instant("2021-06-01"), known_at=before)
-        replay = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        score_of(store, graded, "rongcheng", at=parse_instant("2021-06-01"))
+        score_of(store, graded, "rongcheng", at=parse_instant(AS_OF))
         lookup = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        explain(store, listed, at=parse_instant(AS_OF))
-        explained = time.perf_counter() - t0
     return {
-        "replay_check_seconds": replay,
+        "replay_check_seconds": statistics.median(checks),
+        "replay_check_first_seconds": first_check,
+        "replay_score_seconds": statistics.median(scores),
+        "replay_score_first_seconds": first_score,
+        "explain_seconds": statistics.median(explains),
+        "explain_first_seconds": first_explain,
         "replay_answered_from": answer.answered_from,
         "registry_score_lookup_seconds": lookup,
-        "explain_seconds": explained,
+        "plan_events": sorted({e for e, _ in compiled.events}),
     }
 
 
@@ -421,6 +472,7 @@ PHASES = {
     "evaluate_point": phase_evaluate_point,
     "evaluate": phase_evaluate,
     "incremental": phase_incremental,
+    "compile": phase_compile,
     "check_process": phase_check_process,
     "replay": phase_replay,
     "baseline_full": phase_baseline_full,
@@ -497,6 +549,7 @@ def run_sizes(opts: argparse.Namespace) -> None:
             "baseline_full",
             "evaluate",
             "incremental",
+            "compile",
             "check_process",
             "replay",
             "checks",

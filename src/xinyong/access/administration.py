@@ -170,6 +170,17 @@ def install_pack(reg: Registry, who: Principal, path: Path) -> Any:
     return pack
 
 
+def compile_plans(reg: Registry, who: Principal) -> int:
+    """Compile and store the replay plans (engine/compiled.py) of every installed pack
+    version the registry has no plan for; the number compiled."""
+    from xinyong.engine.compiled import store_plans
+    from xinyong.packs.loader import every_installed_pack
+
+    allow(reg, who, "packs.install")
+    with reg.store(needs_packs=True) as store:
+        return store_plans(store, every_installed_pack(store))
+
+
 def register_source(reg: Registry, who: Principal, source_id: str, kind: str) -> None:
     from xinyong.ledger.intake import register_source as register
 

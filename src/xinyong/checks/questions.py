@@ -11,7 +11,7 @@ registry would have given on 3 May.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -24,6 +24,17 @@ from xinyong.ledger.store import Store
 from xinyong.packs import Pack, installed_packs
 from xinyong.packs.loader import first_in_force
 from xinyong.timeutil import age_on, local_date, now_utc, to_local_iso
+
+#: The columns of a report's records (engine/compiled.py names them too).
+REPORT_COLUMNS = (
+    "record_id",
+    "type",
+    "occurred_at",
+    "recorded_at",
+    "source",
+    "attributes",
+    "retention_end",
+)
 
 
 class UnknownName(ValueError):
@@ -110,6 +121,49 @@ def _replay(
     )
 
 
+def _naive(value: datetime) -> datetime:
+    """Naive UTC (INTERFACES.md), also for an aware datetime."""
+    if value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _compiled(
+    store: Store,
+    subject_id: str,
+    at: datetime,
+    known_at: datetime | None,
+    packs: list[Pack],
+    mode: str,
+    outputs: tuple[str, ...],
+) -> dict[str, list[dict[str, Any]]] | None:
+    """The replay through the packs' compiled plans (engine/compiled.py); None when
+    a pack's evaluation cannot be compiled with parameters (then: ``_replay``)."""
+    from xinyong.engine import compiled
+
+    try:
+        return compiled.replay(
+            store,
+            packs,
+            mode=mode,
+            as_of=_naive(at),
+            known_at=_naive(known_at) if known_at is not None else now_utc(),
+            subjects=[subject_id],
+            outputs=outputs,
+        )
+    except compiled.NotCompilable:
+        return None
+
+
+def _rows(table: Any, subject_id: str) -> list[dict[str, Any]]:
+    if table is None:
+        return []
+    found: list[dict[str, Any]] = (
+        table.filter(table.subject_id == subject_id).to_pyarrow().to_pylist()
+    )
+    return found
+
+
 def check(
     store: Store,
     subject_id: str,
@@ -132,15 +186,13 @@ def check(
     packs = [
         p for p in installed_packs(store, at) if any(c.service == service for c in p.consequences)
     ]
-    evaluation = _replay(store, subject_id, at, known_at, packs, timeline=True)
-    rows = (
-        evaluation.consequences.filter(evaluation.consequences.subject_id == subject_id)
-        .select(*[c.strip() for c in COLUMNS.split(",")])
-        .to_pyarrow()
-        .to_pylist()
-    )
+    found = _compiled(store, subject_id, at, known_at, packs, "timeline", ("consequences",))
+    if found is None:
+        evaluation = _replay(store, subject_id, at, known_at, packs, timeline=True)
+        found = {"consequences": _rows(evaluation.consequences, subject_id)}
+    columns = [c.strip() for c in COLUMNS.split(",")]
     index = ConsequenceIndex(None)
-    index.add_rows(tuple(r.values()) for r in rows)
+    index.add_rows(tuple(r[c] for c in columns) for r in found["consequences"])
     return index.answer(subject_id, service, at).model_copy(update={"answered_from": "replay"})
 
 
@@ -163,13 +215,14 @@ def score_of(
             [system, subject_id, when, when],
         ).fetchone()
     else:
-        scores = _replay(store, subject_id, when, known_at, [pack]).scores
-        found = (
-            scores.filter((scores.system == system) & (scores.subject_id == subject_id))
-            .select("score", "grade")
-            .to_pyarrow()
-            .to_pylist()
-        )
+        replayed = _compiled(store, subject_id, when, known_at, [pack], "point", ("scores",))
+        if replayed is None:
+            replayed = {
+                "scores": _rows(
+                    _replay(store, subject_id, when, known_at, [pack]).scores, subject_id
+                )
+            }
+        found = [r for r in replayed["scores"] if r["system"] == system]
         row = (found[0]["score"], found[0]["grade"]) if found else None
     score, grade = row if row is not None else (None, None)
     return ScoreAnswer(subject_id=subject_id, system=system, score=score, grade=grade)
@@ -198,14 +251,53 @@ class Explanation(BaseModel):
     systems: list[SystemExplanation]
 
 
-def _by_system(table: Any, subject_id: str) -> dict[str, list[dict[str, Any]]]:
-    """One query per result table; rows grouped by system in Python (they are few)."""
+def _by_system(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by system (they are few)."""
     grouped: dict[str, list[dict[str, Any]]] = {}
-    if table is None:
-        return grouped
-    for row in table.filter(table.subject_id == subject_id).to_pyarrow().to_pylist():
+    for row in rows:
         grouped.setdefault(row["system"], []).append(row)
     return grouped
+
+
+def _explained(
+    store: Store, subject_id: str, at: datetime, known_at: datetime | None, packs: list[Pack]
+) -> dict[str, list[dict[str, Any]]]:
+    """The point replay with lineage: scores, list entries, contributions, reasons and
+    the records each report shows (with their system)."""
+    names = ("list_entries", "scores", "contributions", "reasons", "report")
+    found = _compiled(store, subject_id, at, known_at, packs, "point", names)
+    if found is not None:
+        return found
+    from xinyong.engine import visible_records
+
+    evaluation = _replay(store, subject_id, at, known_at, packs, explain=True)
+    out = {name: _rows(getattr(evaluation, name, None), subject_id) for name in names[:-1]}
+    out["report"] = []
+    for pack in packs:
+        if pack.report:
+            visible = visible_records(
+                store, pack, as_of=at, known_at=known_at, subjects=[subject_id]
+            )
+            out["report"] += [
+                r | {"system": pack.system}
+                for r in _rows(visible.select("subject_id", *REPORT_COLUMNS), subject_id)
+            ]
+    return out
+
+
+def _periods(
+    store: Store, subject_id: str, at: datetime, known_at: datetime | None, packs: list[Pack]
+) -> list[dict[str, Any]]:
+    """The subject's consequences with their periods as known (as a check gives them)."""
+    if _fast_path(store, at, known_at):
+        cur = store.sql.execute("SELECT * FROM consequences WHERE subject_id = ?", [subject_id])
+        columns = [d[0] for d in cur.description]
+        return [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+    found = _compiled(store, subject_id, at, known_at, packs, "timeline", ("consequences",))
+    if found is not None:
+        return found["consequences"]
+    evaluation = _replay(store, subject_id, at, known_at, packs, timeline=True)
+    return _rows(evaluation.consequences, subject_id)
 
 
 def _iso_times(row: dict[str, Any]) -> dict[str, Any]:
@@ -223,28 +315,23 @@ def explain(
     """Which records, rules, points and legal bases stand behind each result.
 
     Built only when asked: it replays the evaluation for this subject with
-    lineage, which the fast path never does.
+    lineage (through the compiled plans: engine/compiled.py), which the fast path
+    never does.
     """
-    from xinyong.engine import visible_records
-
     parsed = parse_subject_id(subject_id)
     subject_id = parsed.value
     at = at or now_utc()
     packs = installed_packs(store, at)
     if system is not None:
         packs = [_pack_for(store, system, at)]
-    evaluation = _replay(store, subject_id, at, known_at, packs, explain=True)
+    found = _explained(store, subject_id, at, known_at, packs)
     tables = {
-        name: _by_system(getattr(evaluation, name, None), subject_id)
-        for name in ("list_entries", "scores", "contributions", "reasons")
+        name: _by_system(found[name])
+        for name in ("list_entries", "scores", "contributions", "reasons", "report")
     }
     # Consequences with their periods as known (a grade's since is when the grade was
     # reached, not the instant asked), as a check gives them: from the timelines.
-    if _fast_path(store, at, known_at):
-        periods = store.table("consequences")
-    else:
-        periods = _replay(store, subject_id, at, known_at, packs, timeline=True).consequences
-    tables["consequences"] = _by_system(periods, subject_id)
+    tables["consequences"] = _by_system(_periods(store, subject_id, at, known_at, packs))
     systems = []
     for pack in packs:
         lists = {spec.id: spec for spec in pack.lists}
@@ -268,24 +355,12 @@ def explain(
         score_rows = tables["scores"].get(pack.system, [])
         report = []
         if pack.report:
-            visible = visible_records(
-                store, pack, as_of=at, known_at=known_at, subjects=[subject_id]
-            )
             records = [
-                _iso_times(r)
-                for r in visible.filter(visible.subject_id == subject_id)
-                .select(
-                    "record_id",
-                    "type",
-                    "occurred_at",
-                    "recorded_at",
-                    "source",
-                    "attributes",
-                    "retention_end",
+                _iso_times({c: r[c] for c in REPORT_COLUMNS})
+                for r in sorted(
+                    tables["report"].get(pack.system, []),
+                    key=lambda r: (r["occurred_at"], r["record_id"]),
                 )
-                .order_by("occurred_at")
-                .to_pyarrow()
-                .to_pylist()
             ]
             for section in pack.report:
                 report.append(

@@ -31,7 +31,9 @@ from xinyong.timeutil import now_utc, to_local_iso
 sources_app = typer.Typer(
     help="Registered sources (courts, cities, lenders, ...).", no_args_is_help=True
 )
-packs_app = typer.Typer(help="Rule packs: list, show, lint, install.", no_args_is_help=True)
+packs_app = typer.Typer(
+    help="Rule packs: list, show, lint, install, compile.", no_args_is_help=True
+)
 app.add_typer(sources_app, name="sources")
 app.add_typer(packs_app, name="packs")
 
@@ -551,3 +553,24 @@ def packs_install(
         console.print(
             f"{state} {pack.system} {pack.meta.version} (effective {pack.meta.effective_from})"
         )
+
+
+@packs_app.command("compile")
+def packs_compile(
+    db: DbOption = DEFAULT_DB,
+    json: JsonOption = False,
+    as_: AsOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Compile and store the replay plans of every installed pack version (a check,
+    score or explain that replays then runs stored SQL without building the
+    evaluation; engine/compiled.py)."""
+    from xinyong.access import operations as ops
+
+    reg, who = acting(db, as_, key)
+    with refused_input(), refusals(), reg.holding():
+        compiled = ops.compile_plans(reg, who)
+    if json:
+        emit_json({"compiled": compiled})
+    else:
+        console.print(f"compiled {compiled} replay plan(s)")

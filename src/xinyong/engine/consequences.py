@@ -22,7 +22,7 @@ import ibis
 import ibis.expr.types as ir
 
 from xinyong.catalog import load_catalog
-from xinyong.engine.scope import Ledger, attr, not_revoked
+from xinyong.engine.scope import Ledger, attr, instant_value, not_revoked
 from xinyong.engine.transfers import holders, transfers
 from xinyong.packs.schema import Pack, RelationUse
 
@@ -135,7 +135,7 @@ def consequences(
             _sid=s.subject_id,
             _key=s.grade,
             _ekey=ibis.null("string"),
-            since=ibis.literal(led.as_of),
+            since=instant_value(led.as_of),
             until=ibis.null("timestamp"),
         )
         bases.append(("grade", base, grade_rules))

@@ -94,6 +94,49 @@ def _only(t: ir.Table, led: Ledger) -> ir.Table:
     return t.filter(t.subject_id.isin(list(led.subjects)))
 
 
+def pack_point(pack: Pack, led: Ledger, *, explain: bool = False) -> dict[str, list[ir.Table]]:
+    """One pack's results at ``led.as_of`` (each a list of 0 or more tables to union):
+    scores, list_entries, consequences, and with ``explain`` contributions and reasons.
+    ``led.as_of`` may be a timestamp expression (a parameter: engine/compiled.py)."""
+    out: dict[str, list[ir.Table]] = {
+        "scores": [],
+        "list_entries": [],
+        "consequences": [],
+        "contributions": [],
+        "reasons": [],
+    }
+    vis = visible(pack, led)
+    pack_scores = None
+    if pack.score is not None:
+        vis = vis if explain else stage_visible(led, pack, vis)
+        parts, spec = subject_parts(pack, led, vis)
+        pack_scores = scores_of(pack, parts, spec)
+        out["scores"].append(pack_scores)
+        if explain:
+            c = contributions(pack, led, vis, parts)
+            r = reasons(pack, parts, spec)
+            out["contributions"] += [c] if c is not None else []
+            out["reasons"] += [r] if r is not None else []
+    pack_entries = list_entries(pack, led)
+    if pack_entries is not None:
+        out["list_entries"].append(pack_entries)
+    out["consequences"] += consequences(pack, led, pack_entries, pack_scores)
+    return out
+
+
+def pack_timeline(pack: Pack, led: Ledger) -> dict[str, list[ir.Table]]:
+    """One pack's results at every instant (``led.timeline``): score_timeline,
+    list_entries and consequences, each a list of tables to union."""
+    line = score_timeline(pack, led) if pack.score is not None else None
+    pack_entries = list_entries(pack, led)
+    periods = grade_periods(line) if line is not None else None
+    return {
+        "score_timeline": [line] if line is not None else [],
+        "list_entries": [pack_entries] if pack_entries is not None else [],
+        "consequences": consequences(pack, led, pack_entries, periods),
+    }
+
+
 def evaluate(
     store: Any,
     packs: Iterable[Pack] | None = None,
@@ -132,22 +175,12 @@ def evaluate(
         pled = per_pack[pack.system]
         if pled is None:
             continue  # nothing in its scope
-        vis = visible(pack, pled)
-        pack_scores = None
-        if pack.score is not None:
-            vis = vis if explain else stage_visible(pled, pack, vis)
-            parts, spec = subject_parts(pack, pled, vis)
-            pack_scores = scores_of(pack, parts, spec)
-            scores.append(pack_scores)
-            if explain:
-                c = contributions(pack, pled, vis, parts)
-                r = reasons(pack, parts, spec)
-                contribs += [c] if c is not None else []
-                why += [r] if r is not None else []
-        pack_entries = list_entries(pack, pled)
-        if pack_entries is not None:
-            entries.append(pack_entries)
-        cons += consequences(pack, pled, pack_entries, pack_scores)
+        out = pack_point(pack, pled, explain=explain)
+        scores += out["scores"]
+        entries += out["list_entries"]
+        cons += out["consequences"]
+        contribs += out["contributions"]
+        why += out["reasons"]
     return Evaluation(
         as_of=t_as_of,
         known_at=t_known,
@@ -185,14 +218,10 @@ def _timeline(
         pled = per_pack[pack.system]
         if pled is None:
             continue  # nothing in its scope
-        line = score_timeline(pack, pled) if pack.score is not None else None
-        if line is not None:
-            lines.append(line)
-        pack_entries = list_entries(pack, pled)
-        if pack_entries is not None:
-            entries.append(pack_entries)
-        periods = grade_periods(line) if line is not None else None
-        cons += consequences(pack, pled, pack_entries, periods)
+        out = pack_timeline(pack, pled)
+        lines += out["score_timeline"]
+        entries += out["list_entries"]
+        cons += out["consequences"]
     tl = _only(_union(lines, TIMELINE_COLUMNS), led)
     return Evaluation(
         as_of=as_of,

@@ -83,13 +83,23 @@ def open_ledger(
         reach = set(wanted) | _represented(known, wanted)
         records = known.filter(known.subject_id.isin(sorted(reach)))
     # Revocations are registry-level: they apply whoever's subject they name.
+    return Ledger(store, records, revocations(known), as_of, known_at, wanted)
+
+
+def revocations(known: ir.Table) -> ir.Table:
+    """``Ledger.revocations`` from the known records (those of type record.revoked)."""
     rev = known.filter(known.type == REVOKED).select(
         target_record_id=known[attribute_column("target_record_id")],
         revoked_at=known.occurred_at,
         revoking_record_id=known.record_id,
     )
-    rev = first_per_group(rev, ["target_record_id"], ["revoked_at", "revoking_record_id"])
-    return Ledger(store, records, rev, as_of, known_at, wanted)
+    return first_per_group(rev, ["target_record_id"], ["revoked_at", "revoking_record_id"])
+
+
+def instant_value(instant: Any) -> ir.Value:
+    """An instant as an Ibis value: a literal for a datetime, else the expression
+    itself (a parameter, or a timeline's ``_at`` column)."""
+    return ibis.literal(instant) if isinstance(instant, datetime) else instant
 
 
 def _represented(known: ir.Table, persons: tuple[str, ...]) -> set[str]:

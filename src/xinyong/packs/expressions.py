@@ -25,10 +25,16 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ibis
-import ibis.expr.types as ir
+from xinyong.lazy import lazy
+
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+else:
+    # Parsing a pack needs no Ibis: a check answered from a stored plan never loads it.
+    ibis = lazy("ibis")
 
 SUBJECT_FIELDS = ("age", "kind")
 FUNCTIONS = ("between", "ceil", "floor", "abs", "min", "max")
@@ -153,7 +159,7 @@ def _validate(text: str, node: ast.AST) -> None:
 # ---------------------------------------------------------------------------
 # Compilation to Ibis (the engine)
 
-Resolver = Callable[[str], ir.Value]
+Resolver = Callable[[str], "ir.Value"]
 """Maps an attribute name or 'subject.age' / 'subject.kind' to an Ibis column."""
 
 
@@ -217,7 +223,7 @@ def _ibis(node: ast.AST, resolve: Resolver) -> Any:
 
 
 def _as_value(x: Any) -> Any:
-    return x if isinstance(x, ir.Value) else ibis.literal(x)
+    return x if isinstance(x, ibis.expr.types.Value) else ibis.literal(x)
 
 
 _IBIS_CMP: dict[type, Callable[[Any, Any], Any]] = {

@@ -80,6 +80,14 @@ def installed_packs(store: Store, at: datetime | None = None) -> list[Pack]:
     return [_parsed(f"{system}@{version}", body) for system, (version, body) in chosen.items()]
 
 
+def every_installed_pack(store: Store) -> list[Pack]:
+    """Every installed version of every system (oldest first per system)."""
+    rows = store.sql.execute(
+        "SELECT system, version, body FROM packs ORDER BY system, effective_from"
+    ).fetchall()
+    return [_parsed(f"{system}@{version}", body) for system, version, body in rows]
+
+
 @lru_cache(maxsize=64)
 def _parsed(name: str, body: str) -> Pack:
     """An installed pack's text parsed once per process: packs are frozen models and
