@@ -199,3 +199,7 @@ def test_sources_and_evaluation_in_place(registry: str) -> None:
     assert json.loads(out)["decision"] == "deny"
     code, out, err = cli("explain", DEBTOR, "--at", "2024-06-01", "--db", registry, "--json")
     assert code == 0, err
+    # Compiled replay plans are DuckDB SQL: on PostgreSQL the command says so and
+    # fails, and replays (explain above) go through the engine.
+    code, out, err = cli("packs", "compile", "--db", registry)
+    assert code != 0 and "PostgreSQL" in err, (code, out, err)

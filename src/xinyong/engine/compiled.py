@@ -420,6 +420,11 @@ def store_plans(store: Any, packs: Iterable[Pack]) -> int:
     the number stored. For a writer (``xinyong packs compile``)."""
     if getattr(store, "read_only", True):
         raise ValueError("plans are stored by a process that may write the registry")
+    if getattr(store, "backend", "duckdb") != "duckdb":
+        raise ValueError(
+            "compiled replay plans are DuckDB SQL; a registry on PostgreSQL replays "
+            "through the engine (nothing to compile)"
+        )
     done = 0
     for pack in packs:
         for mode in MODES:
@@ -431,6 +436,13 @@ def store_plans(store: Any, packs: Iterable[Pack]) -> int:
 
 
 # --- running --------------------------------------------------------------------------
+
+
+def _duckdb_only(store: Any) -> None:
+    """Plans are DuckDB SQL run on the registry's connection: a registry on another
+    backend (PostgreSQL) replays through the engine instead."""
+    if getattr(store, "backend", "duckdb") != "duckdb":
+        raise NotCompilable(f"no compiled plans on a {store.backend} registry")
 
 
 def replay(
@@ -446,6 +458,7 @@ def replay(
     """The rows of ``outputs`` for ``subjects``, over ``packs`` (their union, in pack
     order), as ``evaluation.evaluate`` gives them with ``timeline=mode == 'timeline'``
     (and ``explain=True`` in point mode). Instants are naive UTC."""
+    _duckdb_only(store)
     wanted = tuple(dict.fromkeys(subjects))
     names = tuple(outputs)
     unknown = set(names) - set(OUTPUTS[mode])

@@ -10,7 +10,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -119,20 +119,13 @@ def commit_batch(
     accepted whole or not at all, also when the process is killed. With strict, any
     reject refuses everything. `reported`: rejects of earlier batches of the same
     file, for a report at a path given (it holds them all)."""
+    writer: BatchWriter
     if store.backend == "postgresql":
         from xinyong.ledger import postgres
 
-        return postgres.commit_batch(  # type: ignore[no-any-return]
-            store,  # type: ignore[arg-type]
-            chunks,
-            file=file,
-            strict=strict,
-            stamp=stamp,
-            stage=stage,
-            report=report,
-            reported=reported,
-        )
-    con = store.sql
+        writer = postgres.BatchWriter(store)  # type: ignore[arg-type]
+    else:
+        writer = _DuckDBWriter(store)
     rejects: list[Reject] = []
     result = ImportResult(rejects=rejects, recorded_at=stamp)
     written: list[Path] = []
@@ -145,25 +138,23 @@ def commit_batch(
         if result.rejects_file is not None and report.given is None:
             written.append(result.rejects_file)
 
-    con.execute("BEGIN TRANSACTION")
+    batch_id = writer.begin()
     try:
-        row = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
-        batch_id = int(row[0]) if row else 1
         for staged, early in chunks:
             rejects.extend(early)
             result.rows += staged + len(early)
-            accepted, duplicates = _append(con, rejects, batch_id, stamp, stage)
+            accepted, duplicates = writer.append(rejects, batch_id, stamp, stage)
             result.accepted += accepted
             result.duplicates += duplicates
         rejects.sort(key=lambda r: r.row)
         result.rejected = len(rejects)
         if (strict and rejects) or result.accepted == 0:
-            con.execute("ROLLBACK")
+            writer.rollback()
             result.refused = bool(strict and rejects)
             result.accepted = 0
             write_report(None)
             return result
-        con.execute(
+        store.sql.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
             [batch_id, file, stamp, result.accepted, result.duplicates, len(rejects)],
         )
@@ -172,16 +163,54 @@ def commit_batch(
         generation.advance(store.path)
         if _before_commit is not None:
             _before_commit()
-        con.execute("COMMIT")
+        writer.commit()
     except BaseException:
         with suppress(Exception):  # already rolled back
-            con.execute("ROLLBACK")
+            writer.rollback()
         # a report of a batch that was not committed would mislead
         for path in written:
             path.unlink(missing_ok=True)
         raise
     result.batch_id = batch_id
     return result
+
+
+class BatchWriter(Protocol):
+    """What `commit_batch` asks of a backend: open the batch's transaction (its
+    batch id), append the chunk staged now, and end the transaction."""
+
+    def begin(self) -> int: ...
+
+    def append(
+        self, rejects: list[Reject], batch_id: int, stamp: datetime, stage: Callable[[str], None]
+    ) -> tuple[int, int]: ...
+
+    def rollback(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+class _DuckDBWriter:
+    """A batch in the registry file: the chunk is staged on the same connection."""
+
+    def __init__(self, store: Store) -> None:
+        self.con = store.sql
+
+    def begin(self) -> int:
+        self.con.execute("BEGIN TRANSACTION")
+        row = self.con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
+        return int(row[0]) if row else 1
+
+    def append(
+        self, rejects: list[Reject], batch_id: int, stamp: datetime, stage: Callable[[str], None]
+    ) -> tuple[int, int]:
+        return _append(self.con, rejects, batch_id, stamp, stage)
+
+    def rollback(self) -> None:
+        self.con.execute("ROLLBACK")
+
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
 
 
 def _append(

@@ -35,7 +35,7 @@ advisory lock, so they run one at a time; readers never wait on importers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from functools import lru_cache
@@ -518,77 +518,39 @@ def migrate(url: str) -> list[tuple[int, str]]:
 # --------------------------------------------------------------------------- intake
 
 
-def commit_batch(
-    store: PostgresStore,
-    chunks: Iterable[tuple[int, list[Any]]],
-    *,
-    file: str | None,
-    strict: bool,
-    stamp: datetime,
-    stage: Callable[[str], None],
-    report: Any = None,
-    reported: list[Any] | None = None,
-) -> Any:
-    """`ledger.commit.commit_batch` on PostgreSQL: the same result and report, one
-    transaction per batch; rows COPYed into a temporary table, then ``INSERT … ON
+class BatchWriter:
+    """`ledger.commit.commit_batch`'s steps on PostgreSQL, one transaction per batch:
+    the batch id from a sequence (concurrent importers), each chunk (validated on
+    the DuckDB work connection) COPYed into a temporary table, then ``INSERT … ON
     CONFLICT (record_id) DO NOTHING``."""
-    from xinyong.ledger import commit as shared
-    from xinyong.ledger.validation import STAGE
 
-    con = store.sql
-    rejects: list[Any] = []
-    result = shared.ImportResult(rejects=rejects, recorded_at=stamp)
-    written: list[Path] = []
+    def __init__(self, store: PostgresStore) -> None:
+        self.con = store.sql
+        self.work = store.work  # the DuckDB connection intake validates each chunk on
 
-    def write_report(batch_id: int | None) -> None:
-        if report is None:
-            return
-        everything = [*(reported or []), *rejects] if report.given is not None else rejects
-        result.rejects_file = report.write(everything, batch_id, stamp)
-        if result.rejects_file is not None and report.given is None:
-            written.append(result.rejects_file)
+    def begin(self) -> int:
+        self.con.con.execute("BEGIN")
+        row = self.con.execute("SELECT nextval('batch_ids')").fetchone()
+        return int(row[0]) if row else 1
 
-    con.con.execute("BEGIN")
-    try:
-        row = con.execute("SELECT nextval('batch_ids')").fetchone()
-        batch_id = int(row[0]) if row else 1
-        work = store.work  # the DuckDB connection intake validates each chunk on
-        for staged, early in chunks:
-            # Validated into intake's staging table there, while the chunk is current.
-            validated = work.execute(f"SELECT * FROM {STAGE}").to_arrow_table()
-            rejects.extend(early)
-            result.rows += staged + len(early)
-            con.register("_xin_v", validated)
-            try:
-                accepted, duplicates = _append(con, rejects, batch_id, stamp, stage)
-            finally:
-                con.unregister("_xin_v")
-            result.accepted += accepted
-            result.duplicates += duplicates
-        rejects.sort(key=lambda r: r.row)
-        result.rejected = len(rejects)
-        if (strict and rejects) or result.accepted == 0:
-            con.rollback()
-            result.refused = bool(strict and rejects)
-            result.accepted = 0
-            write_report(None)
-            return result
-        con.execute(
-            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-            [batch_id, file, stamp, result.accepted, result.duplicates, len(rejects)],
-        )
-        write_report(batch_id)
-        if shared._before_commit is not None:
-            shared._before_commit()
-        con.commit()
-    except BaseException:
-        with suppress(Exception):
-            con.rollback()
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    result.batch_id = batch_id
-    return result
+    def append(
+        self, rejects: list[Any], batch_id: int, stamp: datetime, stage: Callable[[str], None]
+    ) -> tuple[int, int]:
+        from xinyong.ledger.validation import STAGE
+
+        # Validated into intake's staging table there, while the chunk is current.
+        validated = self.work.execute(f"SELECT * FROM {STAGE}").to_arrow_table()
+        self.con.register("_xin_v", validated)
+        try:
+            return _append(self.con, rejects, batch_id, stamp, stage)
+        finally:
+            self.con.unregister("_xin_v")
+
+    def rollback(self) -> None:
+        self.con.rollback()
+
+    def commit(self) -> None:
+        self.con.commit()
 
 
 def _append(
