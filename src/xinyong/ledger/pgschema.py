@@ -16,6 +16,8 @@ plus what a server shared by concurrent writers needs:
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import sqlalchemy as sa
 
 from xinyong.catalog import load_catalog
@@ -168,3 +170,11 @@ def _record_keys() -> list[sa.schema.SchemaItem]:
         sa.Index("records_subject", "subject_id"),
         sa.Index("records_batch", "batch_id"),
     ]
+
+
+def refuse_downgrade() -> NoReturn:
+    """A registry is never downgraded (its ledger is append-only and newer runs may
+    rest on newer columns): an Alembic downgrade ends in this one clear error."""
+    from xinyong.ledger.store import RegistryError
+
+    raise RegistryError("a registry is never downgraded; restore a backup instead")

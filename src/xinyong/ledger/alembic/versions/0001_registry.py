@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from xinyong.ledger.pgschema import BATCH_IDS, metadata
+from xinyong.ledger.pgschema import BATCH_IDS, metadata, refuse_downgrade
 
 revision = "0001"
 down_revision = None
@@ -45,4 +45,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("a registry is never downgraded; restore a backup")
+    refuse_downgrade()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from xinyong.ledger.pgschema import refuse_downgrade
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -23,4 +25,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("a registry is never downgraded; restore a backup")
+    refuse_downgrade()
