@@ -219,3 +219,43 @@ def test_packs_list_show_and_lint(registry: str, tmp_path: Path) -> None:
     assert result.exit_code == 1
     findings = json.loads(result.stdout)["findings"]
     assert any(f["level"] == "error" and "spouse" in f["rule_id"] + f["message"] for f in findings)
+
+
+def test_each_command_is_found_in_the_module_the_dispatch_table_names() -> None:
+    """`xinyong X` imports only X's module (cli.COMMANDS): a command missing from the
+    table, or named with the wrong module, would not be found by the real entry point."""
+    import inspect
+
+    import typer.main
+
+    from xinyong.cli import COMMANDS
+
+    group = typer.main.get_command(app)
+    found: dict[str, set[str]] = {}
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(command, "commands", None)
+        callbacks = [c.callback for c in subs.values()] if subs else [command.callback]
+        found[name] = {inspect.getmodule(cb).__name__.rsplit(".", 1)[1] for cb in callbacks}
+    assert set(found) == set(COMMANDS)
+    for name, modules in found.items():
+        # model's validation commands live in model_validation, imported by model
+        assert COMMANDS[name] in modules, (name, modules)
+
+
+def test_the_entry_point_runs_a_command_from_a_fresh_process(tmp_path: Path) -> None:
+    """The installed `xinyong` script, as a user runs it: one module's commands are
+    loaded, the answer is the same, and an unknown command still fails as usage."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("xinyong")
+    db = tmp_path / "fresh.duckdb"
+    done = subprocess.run([exe, "init", "--db", db], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [exe, "check", STRANGER, "flight", "--db", db, "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["decision"] == "allow"
+    done = subprocess.run([exe, "no-such-command"], capture_output=True, text=True)
+    assert done.returncode == 2 and "no-such-command" in done.stderr

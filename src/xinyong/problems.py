@@ -11,6 +11,16 @@ from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
+#: libyaml's safe loader where PyYAML was built with it (its wheels are): the same
+#: documents and errors as the pure-Python one, about 10x faster. Five packs took
+#: 1.1 s to parse in pure Python, a third of a replayed `explain` (measured).
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_load(text: str) -> object:
+    """YAML text as plain data (mappings, lists, scalars), never objects."""
+    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 (a safe loader)
+
 
 def validation_problems(exc: ValidationError) -> str:
     """One indented line per problem: the place in the document and what is wrong."""
@@ -48,7 +58,7 @@ def load_document(
         except UnicodeDecodeError:
             raise error(f"{name}: not a {kind} (not UTF-8 text)") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load(text)
     except yaml.YAMLError as exc:
         raise error(f"{name}:{yaml_problem(exc)}") from None
     except RecursionError:

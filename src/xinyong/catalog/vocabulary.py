@@ -10,8 +10,9 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from xinyong.problems import safe_load
 
 AttributeKind = Literal["string", "integer", "number", "enum", "person_id", "date"]
 
@@ -130,4 +131,4 @@ def attribute_column(name: str) -> str:
 @cache
 def load_catalog() -> Catalog:
     text = resources.files("xinyong.catalog").joinpath("catalog.yaml").read_text("utf-8")
-    return Catalog.model_validate(yaml.safe_load(text))
+    return Catalog.model_validate(safe_load(text))

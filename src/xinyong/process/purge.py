@@ -23,10 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import pyarrow as pa
-
-from xinyong.engine.retention import rule_by_type, with_retention_end
-from xinyong.engine.scope import in_scope, open_ledger
 from xinyong.ledger import generation
 from xinyong.ledger.store import Store
 from xinyong.packs import installed_packs
@@ -88,6 +84,10 @@ def _ensure(store: Store) -> None:
 def due(store: Store, now: datetime | None = None) -> list[Tombstone]:
     """The tombstones a purge at ``now`` would leave (nothing is deleted)."""
     now = now or now_utc()
+    # Imported here: `guard` runs before every replayed check, which imports no Ibis.
+    from xinyong.engine.retention import rule_by_type, with_retention_end
+    from xinyong.engine.scope import in_scope, open_ledger
+
     led = open_ledger(store, now, now)
     held: dict[str, list[tuple[datetime | None, str, str]]] = {}
     meta: dict[str, tuple[str, str, datetime, datetime]] = {}
@@ -136,6 +136,8 @@ def purge(store: Store, now: datetime | None = None, *, dry_run: bool = False) -
     if dry_run or not stones:
         return stones
     _ensure(store)
+    import pyarrow as pa
+
     table = pa.table(
         {
             "record_id": [t.record_id for t in stones],
