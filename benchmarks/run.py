@@ -119,10 +119,11 @@ def phase_evaluate(db: Path) -> dict[str, Any]:
     from xinyong.catalog import load_catalog
     from xinyong.checks.snapshot import publish
     from xinyong.engine import evaluate, materialize
+    from xinyong.engine.incremental import evaluation_memory
     from xinyong.ledger.store import Store
     from xinyong.timeutil import parse_instant
 
-    with Store(db) as store:
+    with Store(db) as store, evaluation_memory(store):
         started, cpu = time.perf_counter(), _cpu()
         run_id = materialize(store, evaluate(store, as_of=parse_instant(AS_OF), timeline=True))
         seconds, cpu = time.perf_counter() - started, _cpu() - cpu

@@ -53,7 +53,8 @@ The evaluation itself runs on a copy of the records of the subjects read
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,6 +65,7 @@ from xinyong.catalog import load_catalog
 from xinyong.catalog.vocabulary import attribute_column
 from xinyong.checks.index import RunInfo, latest_run
 from xinyong.engine.evaluation import Evaluation, _transaction
+from xinyong.ledger.memory import duckdb_memory
 from xinyong.ledger.store import registered
 from xinyong.packs.schema import Pack
 from xinyong.timeutil import now_utc, to_local_iso
@@ -325,7 +327,43 @@ def evaluate_registry(
 ) -> Outcome:
     """Evaluate every installed pack and materialize the results: incrementally when
     the latest run can be extended (``plan``), else in full. ``timeline``: the
-    engine's default (``backends.default_timeline``) unless given."""
+    engine's default (``backends.default_timeline``) unless given. DuckDB runs under
+    ``XINYONG_EVAL_MEMORY``."""
+    with evaluation_memory(store):
+        return _evaluate_registry(
+            store,
+            engine,
+            as_of=as_of,
+            known_at=known_at,
+            full=full,
+            pg_url=pg_url,
+            spark_master=spark_master,
+            timeline=timeline,
+        )
+
+
+@contextmanager
+def evaluation_memory(store: Any) -> Iterator[None]:
+    """DuckDB's memory limit during an evaluation of a DuckDB registry
+    (``XINYONG_EVAL_MEMORY``, ledger/memory.py); PostgreSQL and Spark have their own."""
+    if getattr(store, "backend", "duckdb") != "duckdb":
+        yield
+        return
+    with duckdb_memory(store.sql, "XINYONG_EVAL_MEMORY"):
+        yield
+
+
+def _evaluate_registry(
+    store: Any,
+    engine: str,
+    *,
+    as_of: datetime | None,
+    known_at: datetime | None,
+    full: bool,
+    pg_url: str | None,
+    spark_master: str | None,
+    timeline: bool | None,
+) -> Outcome:
     from xinyong.engine.backends import default_timeline, evaluate_on
     from xinyong.engine.evaluation import materialize
     from xinyong.packs import installed_packs

@@ -47,10 +47,9 @@ parameters.
 from __future__ import annotations
 
 import os
-import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from typing import Any
 from xinyong.catalog import load_catalog
 from xinyong.ledger.commit import ImportResult, RejectsReport, commit_batch
 from xinyong.ledger.envelope import prepare
+from xinyong.ledger.memory import duckdb_memory
 from xinyong.ledger.readers import (
     FileFormatError,
     Normalized,
@@ -155,7 +155,7 @@ def import_file(
         )
     report = RejectsReport.for_import(store, path, rejects_path)
     chunks = read_chunks(path, fmt, store.work, batch_rows or import_chunk_rows())
-    with _Progress(progress, path.name) as prog, duckdb_memory(store.work):
+    with _Progress(progress, path.name) as prog, duckdb_memory(store.work, "XINYONG_IMPORT_MEMORY"):
         if batch_rows is None:
             stamp = _stamp(recorded_at)
             return commit_batch(
@@ -213,34 +213,6 @@ def import_chunk_rows() -> int:
     if rows < 1:
         raise ValueError("XINYONG_IMPORT_CHUNK_ROWS must be at least 1")
     return rows
-
-
-_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
-
-
-def import_memory() -> str:
-    """DuckDB's memory limit while a file is imported (XINYONG_IMPORT_MEMORY, default
-    1GiB; DuckDB's units, e.g. 512MiB, 2GB): the buffer pool stays this small and
-    spills to disk beyond it, so that an import's peak memory does not grow with the
-    file (the chunk in Python, `import_chunk_rows`, comes on top)."""
-    limit = os.environ.get("XINYONG_IMPORT_MEMORY", "1GiB").strip()
-    if not _MEMORY.match(limit):
-        raise ValueError("XINYONG_IMPORT_MEMORY must be a size such as 1GiB or 512MB")
-    return limit
-
-
-@contextmanager
-def duckdb_memory(con: Any) -> Iterator[None]:
-    """DuckDB: `import_memory()` as the memory limit while the block runs, then
-    DuckDB's default again (the registry sets no other limit; the setting belongs to
-    the database, shared by its connections)."""
-    limit = import_memory()
-    con.execute(f"SET memory_limit = '{limit}'")  # checked against _MEMORY
-    try:
-        yield
-    finally:
-        with suppress(Exception):
-            con.execute("RESET memory_limit")
 
 
 def printable_id(text: str) -> bool:
