@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from conftest import make_person_id
 from test_engine_property import instant, ledgers, packs
 from test_engine_support import insert, rec
+from xinyong.engine import compiled
 from xinyong.engine.incremental import TABLES, changed_subjects, evaluate_registry
 from xinyong.ledger.store import Store
 from xinyong.packs.schema import Pack
@@ -36,6 +37,8 @@ EXAMPLES = int(os.environ.get("XINYONG_INCREMENTAL_EXAMPLES", "3" if CI else "10
 DEBTOR = make_person_id(date(1971, 3, 4), 51)
 OTHER = make_person_id(date(1972, 5, 6), 52)
 COURT = "court:371082-rongcheng"
+#: How often an incremental run recomputed subjects through the compiled plans.
+PATHS = {"compiled": 0}
 
 
 def _clear(store: Store) -> None:
@@ -98,9 +101,15 @@ def test_incremental_equals_full(
             add_batch(s, batch_id, batch, known)
         if timeline:  # a timeline run may move its as_of; a point run that does is full
             as_of = data.draw(st.sampled_from([as_of, known, instant(data.draw)]), "as_of")
+        compiled.events.clear()
         got = evaluate_registry(inc, as_of=as_of, known_at=known, timeline=timeline)
         want = evaluate_registry(ref, as_of=as_of, known_at=known, timeline=timeline, full=True)
         assert want.mode == "full"
+        if got.mode == "incremental" and got.subjects_recomputed:
+            # The compiled plans ran, inserting straight into the materialized tables.
+            assert got.how == "compiled", got
+            assert any(e[0] == "inserted" for e in compiled.events)
+            PATHS["compiled"] += 1
         if batch_id > 1 and got.mode == "full":
             assert got.why and "packs in force" in got.why  # an effective date passed
         assert tables(inc) == tables(ref), (batch_id, got)
@@ -185,6 +194,7 @@ def test_evaluate_is_incremental_after_an_import_and_full_when_asked(registry: P
     _import(registry, _listing("2", OTHER, "2024-06-01"))
     second = _cli(registry, "evaluate")
     assert second["mode"] == "incremental" and second["subjects_recomputed"] == 1
+    assert (first["recomputed_by"], second["recomputed_by"]) == ("full", "compiled")
     assert second["run_id"] == 2
     assert (first["systems"]["judicial"]["entries"], second["systems"]["judicial"]["entries"]) == (
         1,

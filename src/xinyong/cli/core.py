@@ -300,6 +300,8 @@ def evaluate(
         "mode": outcome.mode,
         "why": outcome.why,
         "subjects_recomputed": outcome.subjects_recomputed,
+        # full, or how an incremental run recomputed: compiled plans, evaluated, none
+        "recomputed_by": outcome.how,
         **counts,
     }
     if json:

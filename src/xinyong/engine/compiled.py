@@ -60,13 +60,13 @@ from typing import Any
 import duckdb
 
 import xinyong
-from xinyong.catalog import load_catalog
 from xinyong.catalog.vocabulary import attribute_column
 from xinyong.packs.schema import Pack
 
 REVOKED = "record.revoked"
 RECORDS = "_xr_records"
 REVOCATIONS = "_xr_revocations"
+SUBJECTS = "_xr_subjects"
 #: Bump when the shape of a stored plan changes.
 PLAN_FORMAT = 1
 MODES = ("timeline", "point")
@@ -189,37 +189,38 @@ def _load_inputs(
 ) -> None:
     """Fill _xr_records and _xr_revocations for these subjects as scope.open_ledger
     reads them: recorded by known_at, occurred by the horizon; the subjects' records
-    and those of the organizations that named one of them legal representative;
-    the revocations of any of those records (whoever's subject they name)."""
-    for name in (RECORDS, REVOCATIONS):
-        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS FROM records LIMIT 0")
+    and those of the organizations that named one of them (``person_id``: as legal
+    representative, or as the person a court transferred a restriction to,
+    ``scope._represented``); the revocations of any of those records (whoever's
+    subject they name). Set-based: the subjects go to the temporary table
+    ``_xr_subjects`` (one statement), and every read is a join against it."""
+    for name in (SUBJECTS, RECORDS, REVOCATIONS):
+        if name == SUBJECTS:
+            con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} (subject_id VARCHAR)")
+        else:
+            con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS FROM records LIMIT 0")
         con.execute(f"DELETE FROM {name}")
     if not subjects:
         return
-    known = "recorded_at <= ? AND occurred_at <= ?"
-    rel = load_catalog().relations["legal_representative"]
-    col = _ident(attribute_column(rel.attribute))
-    orgs = con.execute(
-        f"SELECT DISTINCT subject_id FROM records WHERE type = ? AND {known} "
-        f"AND {col} IN ({_placeholders(len(subjects))})",
-        [rel.record_type, known_at, horizon, *subjects],
-    ).fetchall()
-    reach = sorted(set(subjects) | {str(r[0]) for r in orgs})
+    # One list parameter, not one placeholder per subject.
+    con.execute(f"INSERT INTO {SUBJECTS} SELECT DISTINCT unnest(?::VARCHAR[])", [list(subjects)])
+    known = "recorded_at <= $known_at AND occurred_at <= $horizon"
+    times = {"known_at": known_at, "horizon": horizon}
+    col = _ident(attribute_column("person_id"))
     con.execute(
-        f"INSERT INTO {RECORDS} FROM records WHERE {known} "
-        f"AND subject_id IN ({_placeholders(len(reach))})",
-        [known_at, horizon, *reach],
+        f"INSERT INTO {RECORDS} FROM records WHERE {known} AND subject_id IN ("
+        f"SELECT subject_id FROM {SUBJECTS} UNION SELECT subject_id FROM records "
+        f"WHERE {known} AND {col} IN (SELECT subject_id FROM {SUBJECTS}))",
+        times,
     )
-    ids = [str(r[0]) for r in con.execute(f"SELECT record_id FROM {RECORDS}").fetchall()]
-    if ids:
-        # Filtered on the target first: whole rows are read only for the (few)
-        # revocations of these records, not for every revocation in the registry.
-        target = _ident(attribute_column("target_record_id"))
-        con.execute(
-            f"INSERT INTO {REVOCATIONS} FROM records WHERE type = ? AND {known} "
-            f"AND {target} IN ({_placeholders(len(ids))})",
-            [REVOKED, known_at, horizon, *ids],
-        )
+    # Filtered on the target first: whole rows are read only for the (few)
+    # revocations of these records, not for every revocation in the registry.
+    target = _ident(attribute_column("target_record_id"))
+    con.execute(
+        f"INSERT INTO {REVOCATIONS} FROM records WHERE type = $revoked AND {known} "
+        f"AND {target} IN (SELECT record_id FROM {RECORDS})",
+        {**times, "revoked": REVOKED},
+    )
 
 
 # --- building and compiling ---------------------------------------------------------
@@ -488,3 +489,54 @@ def replay(
                     if row["subject_id"] in keep
                 ]
     return result
+
+
+def plans(store: Any, packs: Iterable[Pack], mode: str) -> list[Plan]:
+    """The compiled plans of ``packs`` in ``mode`` (``plan_for``: kept, stored, or
+    compiled now); raises NotCompilable on a registry that is not DuckDB."""
+    _duckdb_only(store)
+    return [plan_for(store, pack, mode) for pack in packs]
+
+
+def insert_outputs(
+    store: Any,
+    compiled: Sequence[Plan],
+    *,
+    mode: str,
+    as_of: datetime,
+    known_at: datetime,
+    subjects: Sequence[str],
+    outputs: Iterable[str],
+) -> None:
+    """Insert the rows of ``outputs`` for ``subjects`` (as ``replay`` gives them)
+    straight into the registry's tables of the same names, inside the caller's
+    transaction: the inputs are loaded with joins against ``_xr_subjects`` and each
+    plan's SQL feeds an ``INSERT … SELECT``, no row is fetched into Python
+    (incremental evaluation, engine/incremental.py)."""
+    _duckdb_only(store)
+    names = tuple(outputs)
+    unknown = set(names) - set(OUTPUTS[mode])
+    if unknown:
+        raise ValueError(f"no output {sorted(unknown)} in a {mode} replay")
+    horizon = max(as_of, known_at) if mode == "timeline" else as_of
+    with _LOCK:
+        con = store.sql
+        _load_inputs(con, horizon, known_at, subjects)
+        if not subjects:
+            return
+        for name in names:
+            cur = con.execute(f"SELECT * FROM {_ident(name)} LIMIT 0")
+            cols = ", ".join(_ident(d[0]) for d in cur.description)
+            for plan in compiled:
+                sql = plan.outputs.get(name)
+                if sql is None:
+                    continue
+                params = {
+                    k: v for k, v in (("as_of", horizon), ("known_at", known_at)) if f"${k}" in sql
+                }
+                con.execute(
+                    f"INSERT INTO {name} ({cols}) SELECT {cols} FROM ({sql}) AS _xr_out "
+                    f"WHERE subject_id IN (SELECT subject_id FROM {SUBJECTS})",
+                    params,
+                )
+        events.append(("inserted", f"{mode}:{len(subjects)}"))

@@ -53,8 +53,10 @@ The evaluation itself runs on a copy of the records of the subjects read
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -91,6 +93,10 @@ class Outcome:
     mode: str
     why: str | None
     subjects_recomputed: int
+    #: how the subjects were recomputed (``recompute``): compiled, evaluated, none; full
+    how: str = "full"
+    #: wall seconds per step (plan, plans, evaluate, write)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _columns(names: Iterable[str]) -> list[str]:
@@ -257,16 +263,23 @@ def replace_rows(store: Any, evaluation: Evaluation, subjects: Sequence[str]) ->
         "list_entries": evaluation.list_entries.to_pyarrow(),
         "consequences": evaluation.consequences.to_pyarrow(),
     }
+    _delete_rows(store, subjects)
+    for table in TABLES:
+        frame = frames[table]
+        if frame is not None and frame.num_rows:
+            cols = ", ".join(frame.column_names)
+            with registered(store.sql, _xin_rows=frame):
+                store.sql.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _xin_rows")
+
+
+def _delete_rows(store: Any, subjects: Sequence[str]) -> None:
+    """Delete the rows of ``subjects`` from the materialized tables (inside the
+    caller's transaction)."""
     with registered(store.sql, _xin_subjects=pa.table({"subject_id": sorted(set(subjects))})):
         for table in TABLES:
             store.sql.execute(
                 f"DELETE FROM {table} WHERE subject_id IN (SELECT subject_id FROM _xin_subjects)"
             )
-            frame = frames[table]
-            if frame is not None and frame.num_rows:
-                cols = ", ".join(frame.column_names)
-                with registered(store.sql, _xin_rows=frame):
-                    store.sql.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _xin_rows")
 
 
 def rescore(store: Any, as_of: datetime) -> None:
@@ -291,25 +304,103 @@ def recompute(
     engine: str = "duckdb",
     pg_url: str | None = None,
     spark_master: str | None = None,
-) -> Evaluation | None:
-    """The results of ``subjects`` at (as_of, known_at), evaluated on ``engine`` from
-    a copy of the records they rest on; None when there are no subjects. Write them
-    with ``replace_rows``."""
-    from xinyong.engine.backends import evaluate_on
+    then: Callable[[], None] | None = None,
+    seconds: dict[str, float] | None = None,
+) -> str:
+    """Replace the rows of ``subjects`` in the materialized tables with their results
+    at (as_of, known_at), and run ``then`` (the caller's ``eval_runs`` write) in the
+    same ONE transaction. How (the return value):
 
-    if not subjects:
-        return None
-    return evaluate_on(
-        engine,
-        store,
-        None if packs is None else tuple(packs),
-        as_of=as_of,
-        known_at=known_at,
-        pg_url=pg_url,
-        spark_master=spark_master,
-        timeline=timeline,
-        subjects=subjects,
-    )
+    - ``"compiled"``: on a DuckDB registry evaluated with DuckDB, the packs' compiled
+      plans (engine/compiled.py, mode ``timeline`` or ``point``; kept in the process,
+      stored in ``replay_plans`` by ``xinyong packs compile``, else compiled and
+      stored now) run over the subjects' records: the inputs are loaded with joins
+      against a temporary table of the subject ids and each plan's SQL is inserted
+      straight into the materialized tables, no Ibis expression built (when the
+      plans are stored or kept) and no row fetched into Python;
+    - ``"evaluated"``: otherwise (``--engine postgres`` or ``spark``, a PostgreSQL
+      registry, a pack the compiled path cannot express), the evaluation runs on
+      ``engine`` over a copy of the records the subjects' results rest on
+      (backends.evaluate_on) and its rows are written (``replace_rows``);
+    - ``"none"``: no subjects (``then`` still runs).
+
+    ``scores`` on a timeline: the rows of ``score_timeline`` holding at ``as_of``.
+    ``seconds``: filled with the time of each step."""
+    from xinyong.engine import compiled
+
+    timer = _Timer(seconds)
+    wanted = sorted(set(subjects))
+    if wanted and packs is None:
+        from xinyong.packs import installed_packs
+
+        packs = installed_packs(store, as_of)
+    mode = "timeline" if timeline else "point"
+    plans: list[compiled.Plan] | None = None
+    evaluation: Evaluation | None = None
+    if wanted and engine == "duckdb" and getattr(store, "backend", "duckdb") == "duckdb":
+        try:
+            with timer("plans"):
+                plans = compiled.plans(store, packs or (), mode)
+        except compiled.NotCompilable:
+            plans = None
+    if wanted and plans is None:
+        from xinyong.engine.backends import evaluate_on
+
+        with timer("evaluate"):
+            evaluation = evaluate_on(
+                engine,
+                store,
+                None if packs is None else tuple(packs),
+                as_of=as_of,
+                known_at=known_at,
+                pg_url=pg_url,
+                spark_master=spark_master,
+                timeline=timeline,
+                subjects=wanted,
+            )
+    with timer("write"), _transaction(store):
+        if evaluation is not None:
+            replace_rows(store, evaluation, wanted)
+        elif plans is not None:
+            _delete_rows(store, wanted)
+            outputs = [o for o in compiled.OUTPUTS[mode] if o in TABLES]
+            compiled.insert_outputs(
+                store,
+                plans,
+                mode=mode,
+                as_of=as_of,
+                known_at=known_at,
+                subjects=wanted,
+                outputs=outputs,
+            )
+            if timeline:
+                with registered(store.sql, _xin_subjects=pa.table({"subject_id": wanted})):
+                    store.sql.execute(
+                        "INSERT INTO scores (system, subject_id, score, grade) "
+                        "SELECT system, subject_id, score, grade FROM score_timeline "
+                        "WHERE subject_id IN (SELECT subject_id FROM _xin_subjects) "
+                        "AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)",
+                        [as_of, as_of],
+                    )
+        if then is not None:
+            then()
+    return "compiled" if plans is not None else "evaluated" if evaluation is not None else "none"
+
+
+class _Timer:
+    """Wall seconds per step, added to ``into`` (when given)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.into is not None:
+                self.into[step] = self.into.get(step, 0.0) + time.perf_counter() - t0
 
 
 def evaluate_registry(
@@ -333,8 +424,11 @@ def evaluate_registry(
     now = now_utc()
     t_as_of, t_known = as_of or now, known_at or now
     timeline = default_timeline(engine) if timeline is None else timeline
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
     packs = tuple(installed_packs(store, t_as_of))
     chosen = plan(store, packs, as_of=t_as_of, known_at=t_known, timeline=timeline, full=full)
+    seconds["plan"] = time.perf_counter() - t0
     if chosen.mode == "full":
         whole = evaluate_on(
             engine,
@@ -352,7 +446,24 @@ def evaluate_registry(
         ).fetchone()
         return Outcome(run_id, "full", chosen.why, int(row[0]) if row and row[0] else 0)
     assert chosen.run is not None
-    evaluation = recompute(
+    run = chosen.run
+    ran: list[int] = []
+
+    def finish() -> None:
+        if timeline and t_as_of != run.as_of:
+            rescore(store, t_as_of)
+        ran.append(
+            record_run(
+                store,
+                as_of=t_as_of,
+                known_at=t_known,
+                timeline=timeline,
+                mode="incremental",
+                recomputed=len(chosen.subjects),
+            )
+        )
+
+    how = recompute(
         store,
         chosen.subjects,
         as_of=t_as_of,
@@ -362,19 +473,8 @@ def evaluate_registry(
         engine=engine,
         pg_url=pg_url,
         spark_master=spark_master,
+        then=finish,
+        seconds=seconds,
     )
-    with _transaction(store):
-        if evaluation is not None:
-            replace_rows(store, evaluation, chosen.subjects)
-        if timeline and t_as_of != chosen.run.as_of:
-            rescore(store, t_as_of)
-        run_id = record_run(
-            store,
-            as_of=t_as_of,
-            known_at=t_known,
-            timeline=timeline,
-            mode="incremental",
-            recomputed=len(chosen.subjects),
-        )
-    why = f"extends run {chosen.run.run_id} (as of {to_local_iso(chosen.run.as_of)})"
-    return Outcome(run_id, "incremental", why, len(chosen.subjects))
+    why = f"extends run {run.run_id} (as of {to_local_iso(run.as_of)})"
+    return Outcome(ran[0], "incremental", why, len(chosen.subjects), how, seconds)
