@@ -107,12 +107,21 @@ def test_incremental_equals_full(
         assert want.mode == "full"
         if got.mode == "incremental" and got.subjects_recomputed:
             # The compiled plans ran, inserting straight into the materialized tables.
-            assert got.how == "compiled", got
+            assert got.how == "compiled" or _not_compilable(inc, p, timeline), got
             assert any(e[0] == "inserted" for e in compiled.events)
             PATHS["compiled"] += 1
         if batch_id > 1 and got.mode == "full":
             assert got.why and "packs in force" in got.why  # an effective date passed
         assert tables(inc) == tables(ref), (batch_id, got)
+
+
+def _not_compilable(store: Store, pack: Pack, timeline: bool) -> bool:
+    """Whether the pack's plan cannot be compiled (the evaluation is the fallback)."""
+    try:
+        compiled.plan_for(store, pack, "timeline" if timeline else "point")
+    except compiled.NotCompilable:
+        return True
+    return False
 
 
 def test_a_revocation_recomputes_the_subject_of_the_revoked_record() -> None:
@@ -201,9 +210,13 @@ def test_evaluate_is_incremental_after_an_import_and_full_when_asked(registry: P
         2,
     )
     assert _cli(registry, "evaluate")["subjects_recomputed"] == 0  # nothing new
+    with Store(registry, read_only=True) as store:
+        incremental = tables(store)
     forced = _cli(registry, "evaluate", "--full")
     assert (forced["mode"], forced["why"]) == ("full", "--full asked for")
     assert forced["systems"] == second["systems"]
+    with Store(registry, read_only=True) as store:
+        assert tables(store) == incremental  # the compiled recompute equals a full run
     # The new listing answers from the snapshot the incremental run published.
     from xinyong.access import operations as ops
     from xinyong.access.principals import local_operator

@@ -44,11 +44,28 @@ Then ``scores`` at the new ``as_of`` is taken again from the whole ``score_timel
 (one cheap query) when ``as_of`` moved: on a timeline, a subject with no new record
 may still change grade between the two instants.
 
+Recomputing (``recompute``, the one way; due-process decisions use it too):
+- on a DuckDB registry evaluated with DuckDB (the default), the packs' compiled
+  timeline plans (engine/compiled.py mode ``recompute``: the timeline, its
+  consequences read from the rows just inserted as a full run derives them from
+  what it materialized; point plans for a point run) run over the
+  changed subjects: their records and those of the organizations that named them
+  are loaded with joins against a temporary table of the subject ids, and each
+  plan's SQL is inserted straight into the materialized tables. The plans are
+  compiled once (``xinyong packs compile``, or the first incremental run compiles
+  and stores them in ``replay_plans``); a run with stored or kept plans builds no
+  Ibis expression and fetches no row into Python;
+- on PostgreSQL (a PostgreSQL registry or ``--engine postgres``) and Spark, and for a
+  pack the compiled path cannot express, the evaluation runs on that engine over a
+  copy of the records of the subjects read (engine/backends.py
+  ``evaluate_on(subjects=...)``), as before, and its rows are written.
+
 Writing: the rows of the recomputed subjects in ``scores``, ``score_timeline``,
 ``list_entries`` and ``consequences`` are replaced, and the new ``eval_runs`` row
-written, in ONE transaction: a killed evaluate leaves the previous run answering.
-The evaluation itself runs on a copy of the records of the subjects read
-(engine/backends.py ``evaluate_on(subjects=...)``), on DuckDB, PostgreSQL or Spark.
+written, in ONE transaction (the compiled plans execute inside it): a killed
+evaluate leaves the previous run answering. On a timeline, the subjects' ``scores``
+are their ``score_timeline`` rows holding at ``as_of`` (and the whole ``scores`` is
+taken again when ``as_of`` moved, above).
 """
 
 from __future__ import annotations
@@ -312,9 +329,10 @@ def recompute(
     same ONE transaction. How (the return value):
 
     - ``"compiled"``: on a DuckDB registry evaluated with DuckDB, the packs' compiled
-      plans (engine/compiled.py, mode ``timeline`` or ``point``; kept in the process,
-      stored in ``replay_plans`` by ``xinyong packs compile``, else compiled and
-      stored now) run over the subjects' records: the inputs are loaded with joins
+      plans (engine/compiled.py, mode ``recompute``: a timeline whose consequences
+      read the rows just inserted, as a full run's do; ``point`` for a point run;
+      kept in the process, stored in ``replay_plans`` by ``xinyong packs compile``,
+      else compiled and stored now) run over the subjects' records: the inputs are loaded with joins
       against a temporary table of the subject ids and each plan's SQL is inserted
       straight into the materialized tables, no Ibis expression built (when the
       plans are stored or kept) and no row fetched into Python;
@@ -334,7 +352,7 @@ def recompute(
         from xinyong.packs import installed_packs
 
         packs = installed_packs(store, as_of)
-    mode = "timeline" if timeline else "point"
+    mode = "recompute" if timeline else "point"
     plans: list[compiled.Plan] | None = None
     evaluation: Evaluation | None = None
     if wanted and engine == "duckdb" and getattr(store, "backend", "duckdb") == "duckdb":
