@@ -390,7 +390,6 @@ def recompute(
                 known_at=known_at,
                 subjects=wanted,
                 outputs=outputs,
-                reading_types=_reading_types(packs or ()) if timeline else None,
             )
             if timeline:
                 with registered(store.sql, _xin_subjects=pa.table({"subject_id": wanted})):
@@ -404,16 +403,6 @@ def recompute(
         if then is not None:
             then()
     return "compiled" if plans is not None else "evaluated" if evaluation is not None else "none"
-
-
-def _reading_types(packs: Iterable[Pack]) -> list[str]:
-    """The record types of an organization that a person's results read (compiled
-    mode ``recompute``, whose consequences take the organization's list entries and
-    grades from the registry): the legal-role relations and the transfers of them
-    (engine/consequences.py ``representatives``, engine/transfers.py)."""
-    types = {rel.record_type for rel in load_catalog().relations.values()}
-    types |= {r.transferred_by for p in packs for r in p.relations if r.transferred_by}
-    return sorted(types)
 
 
 class _Timer:
