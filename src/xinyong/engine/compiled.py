@@ -461,7 +461,7 @@ def plan_for(store: Any, pack: Pack, mode: str) -> Plan:
 
 
 def store_plans(store: Any, packs: Iterable[Pack]) -> int:
-    """Compile and store the plans of ``packs`` (both modes) that the registry lacks;
+    """Compile and store the plans of ``packs`` (every mode) that the registry lacks;
     the number stored. For a writer (``xinyong packs compile``)."""
     if getattr(store, "read_only", True):
         raise ValueError("plans are stored by a process that may write the registry")
