@@ -566,7 +566,8 @@ def packs_compile(
 ) -> None:
     """Compile and store the replay plans of every installed pack version (a check,
     score or explain that replays then runs stored SQL without building the
-    evaluation; engine/compiled.py)."""
+    evaluation; engine/compiled.py), and the plans an incremental `evaluate` runs
+    (engine/incremental.py; else its first run compiles and stores them)."""
     from xinyong.access import operations as ops
 
     reg, who = acting(db, as_, key)
