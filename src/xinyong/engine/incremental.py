@@ -48,8 +48,8 @@ Recomputing (``recompute``, the one way; due-process decisions use it too):
 - on a DuckDB registry evaluated with DuckDB (the default), the packs' compiled
   timeline plans (engine/compiled.py mode ``recompute``: the timeline, its
   consequences read from the rows just inserted as a full run derives them from
-  what it materialized; point plans for a point run) run over the
-  changed subjects: their records and those of the organizations that named them
+  what it materialized; point plans for a point run) run over the changed
+  subjects: their records and those of the organizations that named them
   are loaded with joins against a temporary table of the subject ids, and each
   plan's SQL is inserted straight into the materialized tables. The plans are
   compiled once (``xinyong packs compile``, or the first incremental run compiles
@@ -332,10 +332,11 @@ def recompute(
       plans (engine/compiled.py, mode ``recompute``: a timeline whose consequences
       read the rows just inserted, as a full run's do; ``point`` for a point run;
       kept in the process, stored in ``replay_plans`` by ``xinyong packs compile``,
-      else compiled and stored now) run over the subjects' records: the inputs are loaded with joins
-      against a temporary table of the subject ids and each plan's SQL is inserted
-      straight into the materialized tables, no Ibis expression built (when the
-      plans are stored or kept) and no row fetched into Python;
+      else compiled and stored now) run over the subjects' records: the inputs are
+      loaded with joins against a temporary table of the subject ids and each
+      plan's SQL is inserted straight into the materialized tables, no Ibis
+      expression built (when the plans are stored or kept) and no row fetched into
+      Python;
     - ``"evaluated"``: otherwise (``--engine postgres`` or ``spark``, a PostgreSQL
       registry, a pack the compiled path cannot express), the evaluation runs on
       ``engine`` over a copy of the records the subjects' results rest on
