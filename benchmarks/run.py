@@ -153,28 +153,62 @@ NEW_SHARE = 0.01
 _CHECKSUM = "SELECT count(*), coalesce(sum(hash(t)), 0) FROM {} t"
 
 
-def _new_records(store: Any, path: Path, share: float) -> int:
+def _new_records(store: Any, path: Path, share: float, subjects_share: float | None = None) -> int:
     """1 % new records, deterministic: copies (new ids) of a seeded sample of the
     ledger's records, as a late-arriving import would bring them; revocations and
-    registry records are left out (a second revocation of a record is refused)."""
+    registry records are left out (a second revocation of a record is refused).
+    ``subjects_share``: instead, every record of a seeded sample of that share of the
+    subjects (1 % of the subjects hold about 1 % of the records)."""
     import pyarrow.parquet as pq
 
+    if subjects_share is None:
+        sample = f"USING SAMPLE {share * 100:.3f} PERCENT (bernoulli, 7)"
+    else:
+        sample = (
+            "AND subject_id IN (SELECT subject_id FROM (SELECT DISTINCT subject_id FROM records) "
+            f"USING SAMPLE {subjects_share * 100:.3f} PERCENT (bernoulli, 7))"
+        )
     table = store.sql.execute(
         "SELECT 'inc/' || record_id AS record_id, subject_id, type, "
         "strftime(occurred_at + INTERVAL 8 HOUR, '%Y-%m-%dT%H:%M:%S+08:00') AS occurred_at, "
         "source, attributes FROM records "
-        "WHERE type <> 'record.revoked' AND type NOT LIKE 'registry.%' "
-        f"USING SAMPLE {share * 100:.3f} PERCENT (bernoulli, 7)"
+        f"WHERE type <> 'record.revoked' AND type NOT LIKE 'registry.%' {sample}"
     ).to_arrow_table()
     pq.write_table(table, path)
     return table.num_rows
 
 
 def phase_incremental(db: Path) -> dict[str, Any]:
-    """Issue 8 item 3: on a copy of the evaluated registry, import 1 % new records,
-    then time the incremental evaluation and a full one of the same registry (both
-    as `xinyong evaluate` runs them, the snapshot's publication timed apart); the
-    materialized tables of both must be equal."""
+    """Issue 8 item 3, two figures: 1 % new records on random subjects (``spread``:
+    about 11 % of the subjects have one) and 1 % new records on 1 % of the subjects
+    (``focused``). For each, on a copy of the evaluated registry: import them, then
+    time the incremental evaluation and a full one of the same registry (both as
+    `xinyong evaluate` runs them, wall and CPU seconds, the snapshot's publication
+    timed apart); the materialized tables of both must be equal. The compiled plans
+    the incremental run executes are compiled and stored once before
+    (`xinyong packs compile`), timed apart (``compile_seconds``)."""
+    from xinyong.engine import compiled
+    from xinyong.engine.incremental import evaluate_registry
+    from xinyong.ledger.store import Store
+    from xinyong.packs import installed_packs
+    from xinyong.timeutil import parse_instant
+
+    with Store(db) as store:
+        if store.sql.execute("SELECT count(*) FROM eval_runs").fetchone() == (0,):
+            evaluate_registry(store, as_of=parse_instant(AS_OF))  # the run to extend
+        t0, cpu = time.perf_counter(), _cpu()
+        stored = compiled.store_plans(store, installed_packs(store, parse_instant(AS_OF)))
+        compile_s, compile_cpu = time.perf_counter() - t0, _cpu() - cpu
+    return {
+        "compile_seconds": compile_s,
+        "compile_cpu_seconds": compile_cpu,
+        "plans_compiled": stored,
+        "spread": _incremental(db, "spread", NEW_SHARE, None),
+        "focused": _incremental(db, "focused", NEW_SHARE, NEW_SHARE),
+    }
+
+
+def _incremental(db: Path, name: str, share: float, subjects_share: float | None) -> dict[str, Any]:
     import shutil
 
     from xinyong.catalog import load_catalog
@@ -184,28 +218,28 @@ def phase_incremental(db: Path) -> dict[str, Any]:
     from xinyong.ledger.store import Store
     from xinyong.timeutil import parse_instant
 
-    copy = db.with_name(db.stem + "-incremental.duckdb")
+    copy = db.with_name(f"{db.stem}-incremental-{name}.duckdb")
     shutil.copy(db, copy)
-    new = db.with_name(db.stem + "-new.parquet")
+    new = db.with_name(f"{db.stem}-new-{name}.parquet")
     try:
         with Store(copy) as store:
             before = store.sql.execute("SELECT count(*) FROM records").fetchone()
-            rows = _new_records(store, new, NEW_SHARE)
+            rows = _new_records(store, new, share, subjects_share)
             t0 = time.perf_counter()
             imported = import_file(store, new, progress=False)
             import_seconds = time.perf_counter() - t0
 
-            def run(full: bool) -> tuple[float, float, Any, list[Any]]:
-                t0 = time.perf_counter()
+            def run(full: bool) -> tuple[float, float, float, Any, list[Any]]:
+                t0, cpu = time.perf_counter(), _cpu()
                 out = evaluate_registry(store, as_of=parse_instant(AS_OF), full=full)
-                seconds = time.perf_counter() - t0
+                seconds, cpu = time.perf_counter() - t0, _cpu() - cpu
                 t0 = time.perf_counter()
                 publish(store, sorted(load_catalog().services))
                 sums = [store.sql.execute(_CHECKSUM.format(t)).fetchone() for t in TABLES]
-                return seconds, time.perf_counter() - t0, out, sums
+                return seconds, cpu, time.perf_counter() - t0, out, sums
 
-            inc_s, inc_pub, inc, inc_sums = run(full=False)
-            full_s, full_pub, full, full_sums = run(full=True)
+            inc_s, inc_cpu, inc_pub, inc, inc_sums = run(full=False)
+            full_s, full_cpu, full_pub, full, full_sums = run(full=True)
     finally:
         copy.unlink(missing_ok=True)
         Path(f"{copy}.generation").unlink(missing_ok=True)
@@ -218,11 +252,16 @@ def phase_incremental(db: Path) -> dict[str, Any]:
         "import_seconds": import_seconds,
         "mode": inc.mode,
         "why": inc.why,
+        "recomputed_by": inc.how,
         "subjects_recomputed": inc.subjects_recomputed,
         "subjects": full.subjects_recomputed,
         "incremental_seconds": inc_s,
+        "incremental_cpu_seconds": inc_cpu,
+        "incremental_steps": {k: round(v, 3) for k, v in inc.seconds.items()},
         "full_seconds": full_s,
+        "full_cpu_seconds": full_cpu,
         "ratio": inc_s / full_s,
+        "ratio_cpu": inc_cpu / full_cpu,
         "publish_seconds": (inc_pub + full_pub) / 2,
         "tables_equal": inc_sums == full_sums,
     }
@@ -561,9 +600,8 @@ def run_sizes(opts: argparse.Namespace) -> None:
         result["ratios"] = _ratios(result)
         name = f"{persons}.json" if wanted is None else f"{persons}-{'-'.join(sorted(wanted))}.json"
         (RESULTS / name).write_text(json.dumps(result, indent=2))
-        if wanted is None:
-            _print_table(result)
-        else:
+        _print_table(result)
+        if wanted is not None:
             print(json.dumps(result["ratios"], indent=2))
 
 
@@ -587,40 +625,71 @@ def _ratios(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_table(r: dict[str, Any]) -> None:
-    imp, ev, ch = r["import"], r["evaluate"], r["checks"]
-    print(
-        f"\n| persons | records | import rec/s | evaluate s | eval peak MiB | "
-        f"engine/SQL (point, all packs) | check median µs | check p99 µs | bulk checks/s | "
-        f"zen/engine (eval only) | zen/engine (end to end) |\n"
-        f"|---|---|---|---|---|---|---|---|---|---|---|\n"
-        f"| {r['persons']:,} | {imp['accepted']:,} | {imp['records_per_s']:,.0f} | "
-        f"{ev['seconds']:.1f} | {ev['peak_rss_mib']:,.0f} | "
-        f"{r['ratios']['engine_point_vs_sql_baseline']:.2f} | {ch['median_us']:.2f} | "
-        f"{ch['p99_us']:.2f} | {ch['bulk_checks_per_s']:,.0f} | "
-        f"{r['ratios']['zen_eval_vs_engine']:.2f}× | "
-        f"{r['ratios']['zen_end_to_end_vs_engine']:.1f}× |"
-    )
-    pt, cp, rp = r["evaluate_point"], r["check_process"], r["replay"]
-    print(
-        f"\n| persons | evaluate, point (s) | evaluate, timelines (s) | ratio | "
-        f"score intervals | publish (s) | check process, median (s) | replay check (s) | "
-        f"explain (s) |\n|---|---|---|---|---|---|---|---|---|\n"
-        f"| {r['persons']:,} | {pt['seconds']:.1f} | {ev['seconds']:.1f} | "
-        f"{ev['seconds'] / pt['seconds']:.1f}× | {ev['score_timeline']:,} | "
-        f"{ev['publish_seconds']:.1f} | {cp['median_s']:.2f} | "
-        f"{rp['replay_check_seconds']:.1f} | {rp['explain_seconds']:.1f} |"
-    )
+    """The Markdown tables README.md quotes; a table whose phases did not run (see
+    ``--phases``) is left out, a missing figure is printed as n/a."""
+
+    def get(*path: str) -> Any:
+        node: Any = r
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        return node
+
+    def f(value: Any, spec: str, suffix: str = "") -> str:
+        return "n/a" if value is None else f"{format(value, spec)}{suffix}"
+
+    imp, ev, ch, pt = (r.get(k) for k in ("import", "evaluate", "checks", "evaluate_point"))
+    if imp or ev or ch:
+        print(
+            f"\n| persons | records | import rec/s | evaluate s | eval peak MiB | "
+            f"engine/SQL (point, all packs) | check median µs | check p99 µs | bulk checks/s | "
+            f"zen/engine (eval only) | zen/engine (end to end) |\n"
+            f"|---|---|---|---|---|---|---|---|---|---|---|\n"
+            f"| {r['persons']:,} | {f(get('import', 'accepted'), ',')} | "
+            f"{f(get('import', 'records_per_s'), ',.0f')} | "
+            f"{f(get('evaluate', 'seconds'), '.1f')} | "
+            f"{f(get('evaluate', 'peak_rss_mib'), ',.0f')} | "
+            f"{f(get('ratios', 'engine_point_vs_sql_baseline'), '.2f')} | "
+            f"{f(get('checks', 'median_us'), '.2f')} | {f(get('checks', 'p99_us'), '.2f')} | "
+            f"{f(get('checks', 'bulk_checks_per_s'), ',.0f')} | "
+            f"{f(get('ratios', 'zen_eval_vs_engine'), '.2f', '×')} | "
+            f"{f(get('ratios', 'zen_end_to_end_vs_engine'), '.1f', '×')} |"
+        )
+    if pt or ev or r.get("check_process") or r.get("replay"):
+        line, point = get("evaluate", "seconds"), get("evaluate_point", "seconds")
+        print(
+            f"\n| persons | evaluate, point (s) | evaluate, timelines (s) | ratio | "
+            f"score intervals | publish (s) | check process, median (s) | replay check (s) | "
+            f"explain (s) |\n|---|---|---|---|---|---|---|---|---|\n"
+            f"| {r['persons']:,} | {f(point, '.1f')} | {f(line, '.1f')} | "
+            f"{f(line / point if line and point else None, '.1f', '×')} | "
+            f"{f(get('evaluate', 'score_timeline'), ',')} | "
+            f"{f(get('evaluate', 'publish_seconds'), '.1f')} | "
+            f"{f(get('check_process', 'median_s'), '.2f')} | "
+            f"{f(get('replay', 'replay_check_seconds'), '.1f')} | "
+            f"{f(get('replay', 'explain_seconds'), '.1f')} |"
+        )
     inc = r.get("incremental")
     if inc:
         print(
+            f"\nplans compiled once before: {f(inc.get('compile_seconds'), '.1f')} s\n"
             f"\n| persons | new records | subjects recomputed | incremental (s) | full (s) | "
-            f"incremental / full | publish (s) | equal |\n|---|---|---|---|---|---|---|---|\n"
-            f"| {r['persons']:,} | {inc['accepted']:,} "
-            f"({inc['accepted'] / inc['records_before']:.1%}) | "
-            f"{inc['subjects_recomputed']:,} of {inc['subjects']:,} | "
-            f"{inc['incremental_seconds']:.1f} | {inc['full_seconds']:.1f} | {inc['ratio']:.0%} | "
-            f"{inc['publish_seconds']:.1f} | {inc['tables_equal']} |"
+            f"incremental / full (wall) | (CPU) | publish (s) | equal |\n"
+            f"|---|---|---|---|---|---|---|---|---|"
         )
+        for name in ("spread", "focused"):
+            one = inc.get(name)
+            if not one:
+                continue
+            print(
+                f"| {r['persons']:,} ({name}) | {one['accepted']:,} "
+                f"({one['accepted'] / one['records_before']:.1%}) | "
+                f"{one['subjects_recomputed']:,} of {one['subjects']:,} | "
+                f"{one['incremental_seconds']:.1f} | {one['full_seconds']:.1f} | "
+                f"{one['ratio']:.1%} | {f(one.get('ratio_cpu'), '.1%')} | "
+                f"{one['publish_seconds']:.1f} | {one['tables_equal']} |"
+            )
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ def listed_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     records = folder / "records.jsonl"
     records.write_text(json.dumps(LISTING, ensure_ascii=False) + "\n", encoding="utf-8")
     ops.import_records(reg, op, records)
-    assert ops.compile_plans(reg, op) == 2  # timeline and point
+    assert ops.compile_plans(reg, op) == 3  # timeline, point and recompute
     assert ops.compile_plans(reg, op) == 0  # stored already
     return db
 
@@ -197,7 +197,7 @@ def test_a_new_pack_version_gets_its_own_plan(listed_registry: Path, tmp_path: P
     ops.install_pack(reg, op, path)
     assert _ask(db, "2025-06-01")["events"] == ["compiled"]  # read-only: not stored
     assert _ask(db, "2024-06-01")["events"] == ["loaded"]  # the old version's plan
-    assert ops.compile_plans(reg, op) == 2
+    assert ops.compile_plans(reg, op) == 3
     assert _ask(db, "2025-06-01")["events"] == ["loaded"]
     with Store(db, read_only=True) as store:
         versions = store.sql.execute(

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from conftest import make_person_id
 from test_engine_property import instant, ledgers, packs
 from test_engine_support import insert, rec
+from xinyong.engine import compiled
 from xinyong.engine.incremental import TABLES, changed_subjects, evaluate_registry
 from xinyong.ledger.store import Store
 from xinyong.packs.schema import Pack
@@ -36,6 +37,8 @@ EXAMPLES = int(os.environ.get("XINYONG_INCREMENTAL_EXAMPLES", "3" if CI else "10
 DEBTOR = make_person_id(date(1971, 3, 4), 51)
 OTHER = make_person_id(date(1972, 5, 6), 52)
 COURT = "court:371082-rongcheng"
+#: How often an incremental run recomputed subjects through the compiled plans.
+PATHS = {"compiled": 0}
 
 
 def _clear(store: Store) -> None:
@@ -98,12 +101,27 @@ def test_incremental_equals_full(
             add_batch(s, batch_id, batch, known)
         if timeline:  # a timeline run may move its as_of; a point run that does is full
             as_of = data.draw(st.sampled_from([as_of, known, instant(data.draw)]), "as_of")
+        compiled.events.clear()
         got = evaluate_registry(inc, as_of=as_of, known_at=known, timeline=timeline)
         want = evaluate_registry(ref, as_of=as_of, known_at=known, timeline=timeline, full=True)
         assert want.mode == "full"
+        if got.mode == "incremental" and got.subjects_recomputed:
+            # The compiled plans ran, inserting straight into the materialized tables.
+            assert got.how == "compiled" or _not_compilable(inc, p, timeline), got
+            assert any(e[0] == "inserted" for e in compiled.events)
+            PATHS["compiled"] += 1
         if batch_id > 1 and got.mode == "full":
             assert got.why and "packs in force" in got.why  # an effective date passed
         assert tables(inc) == tables(ref), (batch_id, got)
+
+
+def _not_compilable(store: Store, pack: Pack, timeline: bool) -> bool:
+    """Whether the pack's plan cannot be compiled (the evaluation is the fallback)."""
+    try:
+        compiled.plan_for(store, pack, "timeline" if timeline else "point")
+    except compiled.NotCompilable:
+        return True
+    return False
 
 
 def test_a_revocation_recomputes_the_subject_of_the_revoked_record() -> None:
@@ -185,15 +203,20 @@ def test_evaluate_is_incremental_after_an_import_and_full_when_asked(registry: P
     _import(registry, _listing("2", OTHER, "2024-06-01"))
     second = _cli(registry, "evaluate")
     assert second["mode"] == "incremental" and second["subjects_recomputed"] == 1
+    assert (first["recomputed_by"], second["recomputed_by"]) == ("full", "compiled")
     assert second["run_id"] == 2
     assert (first["systems"]["judicial"]["entries"], second["systems"]["judicial"]["entries"]) == (
         1,
         2,
     )
     assert _cli(registry, "evaluate")["subjects_recomputed"] == 0  # nothing new
+    with Store(registry, read_only=True) as store:
+        incremental = tables(store)
     forced = _cli(registry, "evaluate", "--full")
     assert (forced["mode"], forced["why"]) == ("full", "--full asked for")
     assert forced["systems"] == second["systems"]
+    with Store(registry, read_only=True) as store:
+        assert tables(store) == incremental  # the compiled recompute equals a full run
     # The new listing answers from the snapshot the incremental run published.
     from xinyong.access import operations as ops
     from xinyong.access.principals import local_operator

@@ -300,6 +300,8 @@ def evaluate(
         "mode": outcome.mode,
         "why": outcome.why,
         "subjects_recomputed": outcome.subjects_recomputed,
+        # full, or how an incremental run recomputed: compiled plans, evaluated, none
+        "recomputed_by": outcome.how,
         **counts,
     }
     if json:
@@ -564,7 +566,8 @@ def packs_compile(
 ) -> None:
     """Compile and store the replay plans of every installed pack version (a check,
     score or explain that replays then runs stored SQL without building the
-    evaluation; engine/compiled.py)."""
+    evaluation; engine/compiled.py), and the plans an incremental `evaluate` runs
+    (engine/incremental.py; else its first run compiles and stores them)."""
     from xinyong.access import operations as ops
 
     reg, who = acting(db, as_, key)

@@ -430,7 +430,8 @@ def evaluate_on(
 
     ``subjects``: the results of those subjects only, from a copy of the records they
     rest on (see the module docstring), on every engine, DuckDB included; what
-    ``engine.incremental.replace_rows`` writes.
+    ``engine.incremental.replace_rows`` writes (an incremental run on a DuckDB
+    registry runs the compiled plans instead: engine/incremental.py ``recompute``).
 
     ``timeline`` (default: on DuckDB and PostgreSQL) materializes every instant
     (engine/timeline.py). Spark evaluates as of one instant by default: the timeline

@@ -20,9 +20,14 @@ once per pack and mode over fixed inputs, compiled to SQL once, and kept:
   by a digest of their content (``_xr_m_…``).
 
 Modes: ``timeline`` (``engine/timeline.py``: score intervals, list entries and
-consequences with their periods; as_of is only the ledger's horizon) and ``point``
+consequences with their periods; as_of is only the ledger's horizon), ``point``
 (scores, list entries, consequences, contributions, reasons and the visible records
-of the report, at ``as_of``).
+of the report, at ``as_of``) and ``recompute``, incremental evaluation's
+(engine/incremental.py, ``insert_outputs``): a timeline whose consequences are
+derived, as a full evaluation's are (evaluation.py ``_from_materialized``), from the
+rows of ``score_timeline`` and ``list_entries`` in the registry (those of the
+subjects just inserted, those of the organizations read as they stand), not from
+the score timeline computed a second time. A replay never runs it.
 
 A compiled plan is kept per process, and stored in the registry table
 ``replay_plans`` by a process that may write (``xinyong packs compile`` stores the
@@ -61,19 +66,22 @@ from typing import Any
 import duckdb
 
 import xinyong
-from xinyong.catalog import load_catalog
 from xinyong.catalog.vocabulary import attribute_column
 from xinyong.packs.schema import Pack
 
 REVOKED = "record.revoked"
 RECORDS = "_xr_records"
 REVOCATIONS = "_xr_revocations"
-_SUBJECTS = "_xr_subjects"
+SUBJECTS = "_xr_subjects"
 #: Bump when the shape of a stored plan changes.
 PLAN_FORMAT = 1
-MODES = ("timeline", "point")
+MODES = ("timeline", "point", "recompute")
+#: Modes a replay runs; ``recompute`` is incremental evaluation's (``insert_outputs``).
+REPLAY_MODES = ("timeline", "point")
 OUTPUTS = {
     "timeline": ("score_timeline", "list_entries", "consequences"),
+    # In this order: consequences read the rows of the first two just inserted.
+    "recompute": ("score_timeline", "list_entries", "consequences"),
     "point": ("scores", "list_entries", "consequences", "contributions", "reasons", "report"),
 }
 REPORT_COLUMNS = (
@@ -155,7 +163,7 @@ def engine_sha256() -> str:
         if name == "engine/compiled.py":
             continue  # its plan-building functions below, not how a replay loads inputs
         digest.update(name.encode() + b"\0" + root.joinpath(name).read_bytes() + b"\0")
-    for fn in (_outputs, _sentinel_sql, _swap_memtables, _compile):
+    for fn in (_outputs, _recompute_parts, _sentinel_sql, _swap_memtables, _compile):
         digest.update(inspect.getsource(fn).encode())
     return digest.hexdigest()
 
@@ -191,39 +199,29 @@ def _load_inputs(
 ) -> None:
     """Fill _xr_records and _xr_revocations for these subjects as scope.open_ledger
     reads them: recorded by known_at, occurred by the horizon; the subjects' records
-    and those of the organizations that named one of them legal representative;
-    the revocations of any of those records (whoever's subject they name).
-
-    Set-based: the subjects go into a temporary table and every step is a join
-    against it, so a replay of one subject and an incremental run of thousands
-    cost the same few statements (an IN list of thousands of placeholders makes
-    DuckDB plan one comparison per item)."""
-    for name in (RECORDS, REVOCATIONS):
-        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS FROM records LIMIT 0")
+    and those of the organizations that named one of them (``person_id``: as legal
+    representative, or as the person a court transferred a restriction to,
+    ``scope._represented``); the revocations of any of those records (whoever's
+    subject they name). Set-based: the subjects go to the temporary table
+    ``_xr_subjects`` (one statement), and every read is a join against it."""
+    for name in (SUBJECTS, RECORDS, REVOCATIONS):
+        if name == SUBJECTS:
+            con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} (subject_id VARCHAR)")
+        else:
+            con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS FROM records LIMIT 0")
         con.execute(f"DELETE FROM {name}")
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_SUBJECTS} (subject_id VARCHAR)")
-    con.execute(f"DELETE FROM {_SUBJECTS}")
     if not subjects:
         return
+    # One list parameter, not one placeholder per subject.
+    con.execute(f"INSERT INTO {SUBJECTS} SELECT DISTINCT unnest(?::VARCHAR[])", [list(subjects)])
+    known = "recorded_at <= $known_at AND occurred_at <= $horizon"
+    times = {"known_at": known_at, "horizon": horizon}
+    col = _ident(attribute_column("person_id"))
     con.execute(
-        f"INSERT INTO {_SUBJECTS} SELECT DISTINCT unnest(CAST($ids AS VARCHAR[]))",
-        {"ids": list(subjects)},
-    )
-    known = "r.recorded_at <= $known_at AND r.occurred_at <= $horizon"
-    params = {"known_at": known_at, "horizon": horizon}
-    rel = load_catalog().relations["legal_representative"]
-    col = _ident(attribute_column(rel.attribute))
-    con.execute(
-        f"INSERT INTO {_SUBJECTS} SELECT DISTINCT r.subject_id FROM records AS r "
-        f"SEMI JOIN {_SUBJECTS} AS s ON r.{col} = s.subject_id "
-        f"WHERE r.type = $type AND {known} "
-        f"AND r.subject_id NOT IN (SELECT subject_id FROM {_SUBJECTS})",
-        {**params, "type": rel.record_type},
-    )
-    con.execute(
-        f"INSERT INTO {RECORDS} SELECT r.* FROM records AS r "
-        f"SEMI JOIN {_SUBJECTS} AS s ON r.subject_id = s.subject_id WHERE {known}",
-        params,
+        f"INSERT INTO {RECORDS} FROM records WHERE {known} AND subject_id IN ("
+        f"SELECT subject_id FROM {SUBJECTS} UNION SELECT subject_id FROM records "
+        f"WHERE {known} AND {col} IN (SELECT subject_id FROM {SUBJECTS}))",
+        times,
     )
     # The revocations are found on two narrow columns and only then read whole, by
     # rowid: the same join reading every column of the ledger took 15x longer (most
@@ -231,10 +229,9 @@ def _load_inputs(
     # scattered rows by rowid costs more than the scan.
     target = _ident(attribute_column("target_record_id"))
     con.execute(
-        f"INSERT INTO {REVOCATIONS} FROM records WHERE rowid IN (SELECT r.rowid FROM records "
-        f"AS r SEMI JOIN {RECORDS} AS x ON r.{target} = x.record_id "
-        f"WHERE r.type = $type AND {known})",
-        {**params, "type": REVOKED},
+        f"INSERT INTO {REVOCATIONS} FROM records WHERE rowid IN (SELECT rowid FROM records "
+        f"WHERE type = $revoked AND {known} AND {target} IN (SELECT record_id FROM {RECORDS}))",
+        {**times, "revoked": REVOKED},
     )
 
 
@@ -267,7 +264,7 @@ def _outputs(store: Any, pack: Pack, mode: str, as_of: Any, known_at: Any) -> di
         as_of,
         known_at,
         None,
-        timeline=mode == "timeline",
+        timeline=mode != "point",
     )
     columns = {
         "score_timeline": TIMELINE_COLUMNS,
@@ -277,12 +274,47 @@ def _outputs(store: Any, pack: Pack, mode: str, as_of: Any, known_at: Any) -> di
         "contributions": CONTRIBUTION_COLUMNS,
         "reasons": REASON_COLUMNS,
     }
-    parts = pack_timeline(pack, led) if mode == "timeline" else pack_point(pack, led, explain=True)
+    parts: dict[str, list[Any]]
+    if mode == "recompute":
+        parts = _recompute_parts(store, pack, led, records)
+    elif mode == "timeline":
+        parts = pack_timeline(pack, led)
+    else:
+        parts = pack_point(pack, led, explain=True)
     out = {name: _union(tables, columns[name]) for name, tables in parts.items() if tables}
     if mode == "point" and pack.report:
         vis = visible(pack, led)
         out["report"] = vis.select(*REPORT_COLUMNS, system=ibis.literal(pack.system))
     return out
+
+
+def _recompute_parts(store: Any, pack: Pack, led: Any, records: Any) -> dict[str, list[Any]]:
+    """``pack_timeline``'s outputs, its consequences read from the registry's
+    ``score_timeline`` and ``list_entries`` (evaluation.py ``_from_materialized``),
+    restricted to the subjects whose records were loaded."""
+    import ibis
+
+    from xinyong.engine.consequences import consequences
+    from xinyong.engine.lists import list_entries
+    from xinyong.engine.timeline import grade_periods, score_timeline
+
+    line = score_timeline(pack, led) if pack.score is not None else None
+    entries = list_entries(pack, led)
+    loaded = records.select("subject_id").distinct()
+    stored_entries = stored_line = None
+    if pack.lists:
+        t = ibis.table(store.table("list_entries").schema(), name="list_entries")
+        stored_entries = t.filter(t.system == pack.system, t.subject_id.isin(loaded.subject_id))
+    if pack.score is not None:
+        t = ibis.table(store.table("score_timeline").schema(), name="score_timeline")
+        stored_line = grade_periods(
+            t.filter(t.system == pack.system, t.subject_id.isin(loaded.subject_id))
+        )
+    return {
+        "score_timeline": [line] if line is not None else [],
+        "list_entries": [entries] if entries is not None else [],
+        "consequences": consequences(pack, led, stored_entries, stored_line),
+    }
 
 
 def _sentinel_sql(value: datetime) -> str:
@@ -432,7 +464,7 @@ def plan_for(store: Any, pack: Pack, mode: str) -> Plan:
 
 
 def store_plans(store: Any, packs: Iterable[Pack]) -> int:
-    """Compile and store the plans of ``packs`` (both modes) that the registry lacks;
+    """Compile and store the plans of ``packs`` (every mode) that the registry lacks;
     the number stored. For a writer (``xinyong packs compile``)."""
     if getattr(store, "read_only", True):
         raise ValueError("plans are stored by a process that may write the registry")
@@ -475,6 +507,8 @@ def replay(
     order), as ``evaluation.evaluate`` gives them with ``timeline=mode == 'timeline'``
     (and ``explain=True`` in point mode). Instants are naive UTC."""
     _duckdb_only(store)
+    if mode not in REPLAY_MODES:
+        raise ValueError(f"no replay in mode {mode!r} (it reads the materialized tables)")
     wanted = tuple(dict.fromkeys(subjects))
     names = tuple(outputs)
     unknown = set(names) - set(OUTPUTS[mode])
@@ -534,3 +568,57 @@ def _planned_lightly(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
     finally:
         con.execute("PRAGMA enable_optimizer")
+
+
+def plans(store: Any, packs: Iterable[Pack], mode: str) -> list[Plan]:
+    """The compiled plans of ``packs`` in ``mode`` (``plan_for``: kept, stored, or
+    compiled now); raises NotCompilable on a registry that is not DuckDB."""
+    _duckdb_only(store)
+    return [plan_for(store, pack, mode) for pack in packs]
+
+
+def insert_outputs(
+    store: Any,
+    compiled: Sequence[Plan],
+    *,
+    mode: str,
+    as_of: datetime,
+    known_at: datetime,
+    subjects: Sequence[str],
+    outputs: Iterable[str],
+) -> None:
+    """Insert the rows of ``outputs`` for ``subjects`` (as ``replay`` gives them)
+    straight into the registry's tables of the same names, inside the caller's
+    transaction: the inputs are loaded with joins against ``_xr_subjects`` and each
+    plan's SQL feeds an ``INSERT … SELECT``, no row is fetched into Python
+    (incremental evaluation, engine/incremental.py)."""
+    _duckdb_only(store)
+    names = tuple(outputs)
+    unknown = set(names) - set(OUTPUTS[mode])
+    if unknown:
+        raise ValueError(f"no output {sorted(unknown)} in a {mode} replay")
+    horizon = as_of if mode == "point" else max(as_of, known_at)
+    with _LOCK:
+        con = store.sql
+        _load_inputs(con, horizon, known_at, subjects)
+        if not subjects:
+            return
+        with _planned_lightly(con):  # a due-process recompute: one subject's records
+            for name in names:
+                cur = con.execute(f"SELECT * FROM {_ident(name)} LIMIT 0")
+                cols = ", ".join(_ident(d[0]) for d in cur.description)
+                for plan in compiled:
+                    sql = plan.outputs.get(name)
+                    if sql is None:
+                        continue
+                    params = {
+                        k: v
+                        for k, v in (("as_of", horizon), ("known_at", known_at))
+                        if f"${k}" in sql
+                    }
+                    con.execute(
+                        f"INSERT INTO {name} ({cols}) SELECT {cols} FROM ({sql}) AS _xr_out "
+                        f"WHERE subject_id IN (SELECT subject_id FROM {SUBJECTS})",
+                        params,
+                    )
+        events.append(("inserted", f"{mode}:{len(subjects)}"))

@@ -44,18 +44,36 @@ Then ``scores`` at the new ``as_of`` is taken again from the whole ``score_timel
 (one cheap query) when ``as_of`` moved: on a timeline, a subject with no new record
 may still change grade between the two instants.
 
+Recomputing (``recompute``, the one way; due-process decisions use it too):
+- on a DuckDB registry evaluated with DuckDB (the default), the packs' compiled
+  timeline plans (engine/compiled.py mode ``recompute``: the timeline, its
+  consequences read from the rows just inserted as a full run derives them from
+  what it materialized; point plans for a point run) run over the changed
+  subjects: their records and those of the organizations that named them
+  are loaded with joins against a temporary table of the subject ids, and each
+  plan's SQL is inserted straight into the materialized tables. The plans are
+  compiled once (``xinyong packs compile``, or the first incremental run compiles
+  and stores them in ``replay_plans``); a run with stored or kept plans builds no
+  Ibis expression and fetches no row into Python;
+- on PostgreSQL (a PostgreSQL registry or ``--engine postgres``) and Spark, and for a
+  pack the compiled path cannot express, the evaluation runs on that engine over a
+  copy of the records of the subjects read (engine/backends.py
+  ``evaluate_on(subjects=...)``), as before, and its rows are written.
+
 Writing: the rows of the recomputed subjects in ``scores``, ``score_timeline``,
 ``list_entries`` and ``consequences`` are replaced, and the new ``eval_runs`` row
-written, in ONE transaction: a killed evaluate leaves the previous run answering.
-The evaluation itself runs on a copy of the records of the subjects read
-(engine/backends.py ``evaluate_on(subjects=...)``), on DuckDB, PostgreSQL or Spark.
+written, in ONE transaction (the compiled plans execute inside it): a killed
+evaluate leaves the previous run answering. On a timeline, the subjects' ``scores``
+are their ``score_timeline`` rows holding at ``as_of`` (and the whole ``scores`` is
+taken again when ``as_of`` moved, above).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -93,6 +111,10 @@ class Outcome:
     mode: str
     why: str | None
     subjects_recomputed: int
+    #: how the subjects were recomputed (``recompute``): compiled, evaluated, none; full
+    how: str = "full"
+    #: wall seconds per step (plan, plans, evaluate, write)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _columns(names: Iterable[str]) -> list[str]:
@@ -259,16 +281,23 @@ def replace_rows(store: Any, evaluation: Evaluation, subjects: Sequence[str]) ->
         "list_entries": evaluation.list_entries.to_pyarrow(),
         "consequences": evaluation.consequences.to_pyarrow(),
     }
+    _delete_rows(store, subjects)
+    for table in TABLES:
+        frame = frames[table]
+        if frame is not None and frame.num_rows:
+            cols = ", ".join(frame.column_names)
+            with registered(store.sql, _xin_rows=frame):
+                store.sql.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _xin_rows")
+
+
+def _delete_rows(store: Any, subjects: Sequence[str]) -> None:
+    """Delete the rows of ``subjects`` from the materialized tables (inside the
+    caller's transaction)."""
     with registered(store.sql, _xin_subjects=pa.table({"subject_id": sorted(set(subjects))})):
         for table in TABLES:
             store.sql.execute(
                 f"DELETE FROM {table} WHERE subject_id IN (SELECT subject_id FROM _xin_subjects)"
             )
-            frame = frames[table]
-            if frame is not None and frame.num_rows:
-                cols = ", ".join(frame.column_names)
-                with registered(store.sql, _xin_rows=frame):
-                    store.sql.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _xin_rows")
 
 
 def rescore(store: Any, as_of: datetime) -> None:
@@ -293,25 +322,105 @@ def recompute(
     engine: str = "duckdb",
     pg_url: str | None = None,
     spark_master: str | None = None,
-) -> Evaluation | None:
-    """The results of ``subjects`` at (as_of, known_at), evaluated on ``engine`` from
-    a copy of the records they rest on; None when there are no subjects. Write them
-    with ``replace_rows``."""
-    from xinyong.engine.backends import evaluate_on
+    then: Callable[[], None] | None = None,
+    seconds: dict[str, float] | None = None,
+) -> str:
+    """Replace the rows of ``subjects`` in the materialized tables with their results
+    at (as_of, known_at), and run ``then`` (the caller's ``eval_runs`` write) in the
+    same ONE transaction. How (the return value):
 
-    if not subjects:
-        return None
-    return evaluate_on(
-        engine,
-        store,
-        None if packs is None else tuple(packs),
-        as_of=as_of,
-        known_at=known_at,
-        pg_url=pg_url,
-        spark_master=spark_master,
-        timeline=timeline,
-        subjects=subjects,
-    )
+    - ``"compiled"``: on a DuckDB registry evaluated with DuckDB, the packs' compiled
+      plans (engine/compiled.py, mode ``recompute``: a timeline whose consequences
+      read the rows just inserted, as a full run's do; ``point`` for a point run;
+      kept in the process, stored in ``replay_plans`` by ``xinyong packs compile``,
+      else compiled and stored now) run over the subjects' records: the inputs are
+      loaded with joins against a temporary table of the subject ids and each
+      plan's SQL is inserted straight into the materialized tables, no Ibis
+      expression built (when the plans are stored or kept) and no row fetched into
+      Python;
+    - ``"evaluated"``: otherwise (``--engine postgres`` or ``spark``, a PostgreSQL
+      registry, a pack the compiled path cannot express), the evaluation runs on
+      ``engine`` over a copy of the records the subjects' results rest on
+      (backends.evaluate_on) and its rows are written (``replace_rows``);
+    - ``"none"``: no subjects (``then`` still runs).
+
+    ``scores`` on a timeline: the rows of ``score_timeline`` holding at ``as_of``.
+    ``seconds``: filled with the time of each step."""
+    from xinyong.engine import compiled
+
+    timer = _Timer(seconds)
+    wanted = sorted(set(subjects))
+    if wanted and packs is None:
+        from xinyong.packs import installed_packs
+
+        packs = installed_packs(store, as_of)
+    mode = "recompute" if timeline else "point"
+    plans: list[compiled.Plan] | None = None
+    evaluation: Evaluation | None = None
+    if wanted and engine == "duckdb" and getattr(store, "backend", "duckdb") == "duckdb":
+        try:
+            with timer("plans"):
+                plans = compiled.plans(store, packs or (), mode)
+        except compiled.NotCompilable:
+            plans = None
+    if wanted and plans is None:
+        from xinyong.engine.backends import evaluate_on
+
+        with timer("evaluate"):
+            evaluation = evaluate_on(
+                engine,
+                store,
+                None if packs is None else tuple(packs),
+                as_of=as_of,
+                known_at=known_at,
+                pg_url=pg_url,
+                spark_master=spark_master,
+                timeline=timeline,
+                subjects=wanted,
+            )
+    with timer("write"), _transaction(store):
+        if evaluation is not None:
+            replace_rows(store, evaluation, wanted)
+        elif plans is not None:
+            _delete_rows(store, wanted)
+            outputs = [o for o in compiled.OUTPUTS[mode] if o in TABLES]
+            compiled.insert_outputs(
+                store,
+                plans,
+                mode=mode,
+                as_of=as_of,
+                known_at=known_at,
+                subjects=wanted,
+                outputs=outputs,
+            )
+            if timeline:
+                with registered(store.sql, _xin_subjects=pa.table({"subject_id": wanted})):
+                    store.sql.execute(
+                        "INSERT INTO scores (system, subject_id, score, grade) "
+                        "SELECT system, subject_id, score, grade FROM score_timeline "
+                        "WHERE subject_id IN (SELECT subject_id FROM _xin_subjects) "
+                        "AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)",
+                        [as_of, as_of],
+                    )
+        if then is not None:
+            then()
+    return "compiled" if plans is not None else "evaluated" if evaluation is not None else "none"
+
+
+class _Timer:
+    """Wall seconds per step, added to ``into`` (when given)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.into is not None:
+                self.into[step] = self.into.get(step, 0.0) + time.perf_counter() - t0
 
 
 def evaluate_registry(
@@ -371,8 +480,11 @@ def _evaluate_registry(
     now = now_utc()
     t_as_of, t_known = as_of or now, known_at or now
     timeline = default_timeline(engine) if timeline is None else timeline
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
     packs = tuple(installed_packs(store, t_as_of))
     chosen = plan(store, packs, as_of=t_as_of, known_at=t_known, timeline=timeline, full=full)
+    seconds["plan"] = time.perf_counter() - t0
     if chosen.mode == "full":
         whole = evaluate_on(
             engine,
@@ -390,7 +502,24 @@ def _evaluate_registry(
         ).fetchone()
         return Outcome(run_id, "full", chosen.why, int(row[0]) if row and row[0] else 0)
     assert chosen.run is not None
-    evaluation = recompute(
+    run = chosen.run
+    ran: list[int] = []
+
+    def finish() -> None:
+        if timeline and t_as_of != run.as_of:
+            rescore(store, t_as_of)
+        ran.append(
+            record_run(
+                store,
+                as_of=t_as_of,
+                known_at=t_known,
+                timeline=timeline,
+                mode="incremental",
+                recomputed=len(chosen.subjects),
+            )
+        )
+
+    how = recompute(
         store,
         chosen.subjects,
         as_of=t_as_of,
@@ -400,19 +529,8 @@ def _evaluate_registry(
         engine=engine,
         pg_url=pg_url,
         spark_master=spark_master,
+        then=finish,
+        seconds=seconds,
     )
-    with _transaction(store):
-        if evaluation is not None:
-            replace_rows(store, evaluation, chosen.subjects)
-        if timeline and t_as_of != chosen.run.as_of:
-            rescore(store, t_as_of)
-        run_id = record_run(
-            store,
-            as_of=t_as_of,
-            known_at=t_known,
-            timeline=timeline,
-            mode="incremental",
-            recomputed=len(chosen.subjects),
-        )
-    why = f"extends run {chosen.run.run_id} (as of {to_local_iso(chosen.run.as_of)})"
-    return Outcome(run_id, "incremental", why, len(chosen.subjects))
+    why = f"extends run {run.run_id} (as of {to_local_iso(run.as_of)})"
+    return Outcome(ran[0], "incremental", why, len(chosen.subjects), how, seconds)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from xinyong.checks.index import latest_run
-from xinyong.engine.incremental import related_subjects, replace_rows
+from xinyong.engine.incremental import related_subjects
 from xinyong.ledger.store import Store
 from xinyong.timeutil import now_utc
 
@@ -30,7 +30,6 @@ def recompute_subjects(
 ) -> list[str]:
     """Replace the materialized rows of ``subjects`` (and their relations); the subjects
     recomputed (none when nothing was ever materialized: checks then replay)."""
-    from xinyong.engine.evaluation import _transaction
     from xinyong.engine.incremental import recompute
     from xinyong.packs import installed_packs
 
@@ -38,19 +37,20 @@ def recompute_subjects(
     if run is None:
         return []
     related = related_subjects(store, subjects)
-    evaluation = recompute(
+
+    def keep_current() -> None:
+        if was_current and batch_id is not None:
+            store.sql.execute(
+                "UPDATE eval_runs SET last_batch = ? WHERE run_id = ?", [batch_id, run.run_id]
+            )
+
+    recompute(
         store,
         related,
         as_of=run.as_of,
         known_at=now_utc(),
         timeline=bool(run.timeline),
         packs=installed_packs(store, run.as_of),
+        then=keep_current,
     )
-    with _transaction(store):
-        if evaluation is not None:
-            replace_rows(store, evaluation, related)
-        if was_current and batch_id is not None:
-            store.sql.execute(
-                "UPDATE eval_runs SET last_batch = ? WHERE run_id = ?", [batch_id, run.run_id]
-            )
     return related
