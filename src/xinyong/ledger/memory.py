@@ -49,6 +49,10 @@ def duckdb_memory(con: Any, setting: str) -> Iterator[None]:
     con.execute(f"SET memory_limit = '{value}'")  # checked against _SIZE
     try:
         yield
-    finally:
-        with suppress(Exception):
+    except BaseException:
+        with suppress(Exception):  # the work's own error is the one to report
             con.execute("RESET memory_limit")
+        raise
+    # Not suppressed: a limit left in force would starve later work in this process
+    # (an evaluation after an import failed "out of memory" at the import's 1 GiB).
+    con.execute("RESET memory_limit")
