@@ -39,7 +39,8 @@ JVM) and, for ``postgres``, the PostgreSQL server's processes (all of them: othe
 users of the server count too). Each evaluation's materialized tables are
 fingerprinted (row count and an MD5 over all rows, timestamps as epoch microseconds,
 so a DuckDB and a PostgreSQL registry compare) and must equal DuckDB's. Every step's
-result is written as soon as it is measured to benchmarks/results/engines-<persons>.json.
+result is written as soon as it is measured to benchmarks/results/engines-<persons>.json;
+the runs of engines not named in ``--engines`` that file already holds are kept.
 """
 
 from __future__ import annotations
@@ -517,7 +518,6 @@ def main() -> None:
     result: dict[str, Any] = {
         "persons": args.persons,
         "as_of": AS_OF,
-        "skipped": sorted(skip),
         "machine": {
             "cpu": platform.machine(),
             "cores": os.cpu_count(),
@@ -527,6 +527,12 @@ def main() -> None:
         },
         "runs": {},
     }
+    if target.exists():  # runs of other engines measured before on the same city
+        before = json.loads(target.read_text())
+        if before.get("persons") == args.persons:
+            result["runs"] = {
+                k: v for k, v in before["runs"].items() if k not in args.engines.split(",")
+            }
     RESULTS.mkdir(exist_ok=True)
     state = tempfile.mkdtemp(prefix="xin-bench-state-")
     env = {**os.environ, "XINYONG_STATE_DIR": state}  # a PostgreSQL registry's side files
@@ -536,7 +542,10 @@ def main() -> None:
             sys.exit(f"--engines: {name}? expected some of {', '.join(ENGINES)}")
         cmd = [sys.executable, __file__, "--phase", name, "--persons", str(args.persons)]
         cmd += ["--pg-server", args.pg_server, "--skip", ",".join(skip)]
-        run: dict[str, Any] = {"load_at_start": [round(x, 2) for x in os.getloadavg()]}
+        run: dict[str, Any] = {
+            "load_at_start": [round(x, 2) for x in os.getloadavg()],
+            "skipped": sorted(skip),
+        }
         result["runs"][name] = run
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) as proc:
             assert proc.stdout is not None
