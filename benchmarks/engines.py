@@ -337,7 +337,8 @@ def engine_run(
         path = DATA / f"engines-{persons}-{name}.duckdb"
         for leftover in (path, *path.parent.glob(path.name + ".*")):
             leftover.unlink(missing_ok=True)
-        if master is not None:
+        if master is not None or "import" in skip:
+            # Spark's input; with --skip import, the registry of an earlier run
             shutil.copy(base_registry(persons), path)
         db = str(path)
     try:
@@ -347,7 +348,7 @@ def engine_run(
                 spark_session(master)
             emit(step)
         with Store(db) as store:
-            if master is None:
+            if master is None and "import" not in skip:
                 step = {"step": "import", "records_files": len(files)}
                 with timed(step, pg):
                     step |= _import(store, files, sources)
@@ -365,6 +366,9 @@ def engine_run(
                 emit(step)
             if "full" not in skip:
                 step = {"step": "full"}
+                if not pg:  # DuckDB's buffer pool limit as the evaluation found it
+                    got = store.sql.execute("SELECT current_setting('memory_limit')").fetchone()
+                    step["memory_limit"] = got[0] if got else None
                 with timed(step, pg):
                     out = evaluate_registry(
                         store, engine, as_of=as_of, full=True, spark_master=master
