@@ -528,12 +528,7 @@ def replay(
                     sql = plan.outputs.get(name)
                     if sql is None:
                         continue
-                    params = {
-                        k: v
-                        for k, v in (("as_of", horizon), ("known_at", known_at))
-                        if f"${k}" in sql
-                    }
-                    cur = con.execute(sql, params)
+                    cur = con.execute(sql, _instants(sql, horizon, known_at))
                     cols = [d[0] for d in cur.description]
                     result[name] += [
                         row
@@ -541,6 +536,11 @@ def replay(
                         if row["subject_id"] in keep
                     ]
     return result
+
+
+def _instants(sql: str, horizon: datetime, known_at: datetime) -> dict[str, datetime]:
+    """The parameters a plan's statement names: ``$as_of`` (the horizon) and ``$known_at``."""
+    return {k: v for k, v in (("as_of", horizon), ("known_at", known_at)) if f"${k}" in sql}
 
 
 #: Up to this many input records a replay's statements run unoptimized (below).
@@ -611,14 +611,9 @@ def insert_outputs(
                     sql = plan.outputs.get(name)
                     if sql is None:
                         continue
-                    params = {
-                        k: v
-                        for k, v in (("as_of", horizon), ("known_at", known_at))
-                        if f"${k}" in sql
-                    }
                     con.execute(
                         f"INSERT INTO {name} ({cols}) SELECT {cols} FROM ({sql}) AS _xr_out "
                         f"WHERE subject_id IN (SELECT subject_id FROM {SUBJECTS})",
-                        params,
+                        _instants(sql, horizon, known_at),
                     )
         events.append(("inserted", f"{mode}:{len(subjects)}"))
