@@ -438,17 +438,68 @@ def evaluate_registry(
     the latest run can be extended (``plan``), else in full. ``timeline``: the
     engine's default (``backends.default_timeline``) unless given. DuckDB runs under
     ``XINYONG_EVAL_MEMORY``."""
+    from xinyong.engine.backends import default_timeline, evaluate_on
+    from xinyong.engine.evaluation import materialize
+    from xinyong.packs import installed_packs
+
     with evaluation_memory(store):
-        return _evaluate_registry(
+        now = now_utc()
+        t_as_of, t_known = as_of or now, known_at or now
+        timeline = default_timeline(engine) if timeline is None else timeline
+        seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        packs = tuple(installed_packs(store, t_as_of))
+        chosen = plan(store, packs, as_of=t_as_of, known_at=t_known, timeline=timeline, full=full)
+        seconds["plan"] = time.perf_counter() - t0
+        if chosen.mode == "full":
+            whole = evaluate_on(
+                engine,
+                store,
+                packs,
+                as_of=t_as_of,
+                known_at=t_known,
+                pg_url=pg_url,
+                spark_master=spark_master,
+                timeline=timeline,
+            )
+            run_id = materialize(store, whole)
+            row = store.sql.execute(
+                "SELECT subjects_recomputed FROM eval_runs WHERE run_id = ?", [run_id]
+            ).fetchone()
+            return Outcome(run_id, "full", chosen.why, int(row[0]) if row and row[0] else 0)
+        assert chosen.run is not None
+        run = chosen.run
+        ran: list[int] = []
+
+        def finish() -> None:
+            if timeline and t_as_of != run.as_of:
+                rescore(store, t_as_of)
+            ran.append(
+                record_run(
+                    store,
+                    as_of=t_as_of,
+                    known_at=t_known,
+                    timeline=timeline,
+                    mode="incremental",
+                    recomputed=len(chosen.subjects),
+                )
+            )
+
+        how = recompute(
             store,
-            engine,
-            as_of=as_of,
-            known_at=known_at,
-            full=full,
+            chosen.subjects,
+            as_of=t_as_of,
+            known_at=t_known,
+            timeline=timeline,
+            packs=packs,
+            engine=engine,
             pg_url=pg_url,
             spark_master=spark_master,
-            timeline=timeline,
+            then=finish,
+            seconds=seconds,
         )
+        why = f"extends run {run.run_id} (as of {to_local_iso(run.as_of)})"
+        return Outcome(ran[0], "incremental", why, len(chosen.subjects), how, seconds)
 
 
 @contextmanager
@@ -460,77 +511,3 @@ def evaluation_memory(store: Any) -> Iterator[None]:
         return
     with duckdb_memory(store.sql, "XINYONG_EVAL_MEMORY"):
         yield
-
-
-def _evaluate_registry(
-    store: Any,
-    engine: str,
-    *,
-    as_of: datetime | None,
-    known_at: datetime | None,
-    full: bool,
-    pg_url: str | None,
-    spark_master: str | None,
-    timeline: bool | None,
-) -> Outcome:
-    from xinyong.engine.backends import default_timeline, evaluate_on
-    from xinyong.engine.evaluation import materialize
-    from xinyong.packs import installed_packs
-
-    now = now_utc()
-    t_as_of, t_known = as_of or now, known_at or now
-    timeline = default_timeline(engine) if timeline is None else timeline
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    packs = tuple(installed_packs(store, t_as_of))
-    chosen = plan(store, packs, as_of=t_as_of, known_at=t_known, timeline=timeline, full=full)
-    seconds["plan"] = time.perf_counter() - t0
-    if chosen.mode == "full":
-        whole = evaluate_on(
-            engine,
-            store,
-            packs,
-            as_of=t_as_of,
-            known_at=t_known,
-            pg_url=pg_url,
-            spark_master=spark_master,
-            timeline=timeline,
-        )
-        run_id = materialize(store, whole)
-        row = store.sql.execute(
-            "SELECT subjects_recomputed FROM eval_runs WHERE run_id = ?", [run_id]
-        ).fetchone()
-        return Outcome(run_id, "full", chosen.why, int(row[0]) if row and row[0] else 0)
-    assert chosen.run is not None
-    run = chosen.run
-    ran: list[int] = []
-
-    def finish() -> None:
-        if timeline and t_as_of != run.as_of:
-            rescore(store, t_as_of)
-        ran.append(
-            record_run(
-                store,
-                as_of=t_as_of,
-                known_at=t_known,
-                timeline=timeline,
-                mode="incremental",
-                recomputed=len(chosen.subjects),
-            )
-        )
-
-    how = recompute(
-        store,
-        chosen.subjects,
-        as_of=t_as_of,
-        known_at=t_known,
-        timeline=timeline,
-        packs=packs,
-        engine=engine,
-        pg_url=pg_url,
-        spark_master=spark_master,
-        then=finish,
-        seconds=seconds,
-    )
-    why = f"extends run {run.run_id} (as of {to_local_iso(run.as_of)})"
-    return Outcome(ran[0], "incremental", why, len(chosen.subjects), how, seconds)
