@@ -11,7 +11,9 @@ not at all."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from typer.testing import CliRunner
 
 from conftest import PG_SERVER, make_person_id, pg_database
 from xinyong.cli import _register, app
+from xinyong.engine.incremental import evaluate_registry
 from xinyong.ledger import commit
 from xinyong.ledger.intake import register_source, submit
 from xinyong.ledger.postgres import ALEMBIC_HEAD, PostgresStore, alembic_config
@@ -203,3 +206,71 @@ def test_sources_and_evaluation_in_place(registry: str) -> None:
     # fails, and replays (explain above) go through the engine.
     code, out, err = cli("packs", "compile", "--db", registry)
     assert code != 0 and "PostgreSQL" in err, (code, out, err)
+
+
+def test_an_evaluation_never_misses_a_batch_in_flight(registry: str) -> None:
+    """Importer A stamps and numbers its batch, then is slow to commit; importer B
+    commits a later-numbered batch meanwhile. An evaluation started then must not fix
+    its knowledge (known_at, the newest batch covered) around A's batch: that run
+    would not see A's listing, and the next incremental run (batches after the
+    newest covered) would not either. It waits for A, and both listings count."""
+    other = make_person_id(date(1985, 7, 1), 47)
+    with Store(registry) as store:
+        submit(store, [listing("r0", "k0")])
+        first = evaluate_registry(store)
+        assert first.mode == "full"
+    paused, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def slow_commit() -> None:
+        if threading.current_thread().name == "importer-a":
+            paused.set()
+            assert release.wait(60), "never released"
+
+    def run(name: str, work: Callable[[Store], object]) -> threading.Thread:
+        def body() -> None:
+            try:
+                with Store(registry) as mine:
+                    work(mine)
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=body, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    a_record = {**listing("ra", "ka"), "subject_id": other}
+    commit._before_commit = slow_commit
+    try:
+        importer_a = run("importer-a", lambda s: submit(s, [a_record]))
+        assert paused.wait(60), errors
+        importer_b = run("importer-b", lambda s: submit(s, [listing("rb", "kb")]))
+        importer_b.join(60)
+        assert not importer_b.is_alive(), "an importer waited for another one"
+        evaluation = run("evaluation", evaluate_registry)
+        with psycopg.connect(registry, autocommit=True) as watch:
+            for _ in range(600):
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ).fetchone()
+                if (waiting and waiting[0]) or not evaluation.is_alive():
+                    break
+                time.sleep(0.1)
+        assert evaluation.is_alive(), "the evaluation did not wait for the batch in flight"
+        release.set()
+        importer_a.join(60)
+        evaluation.join(120)
+        assert not errors, errors
+    finally:
+        commit._before_commit = None
+        release.set()
+    with Store(registry) as store:
+        run_row = store.sql.execute(
+            "SELECT last_batch FROM eval_runs ORDER BY run_id DESC LIMIT 1"
+        ).fetchone()
+        batches = store.sql.execute("SELECT max(batch_id) FROM batches").fetchone()
+        assert run_row == batches, "the run does not cover every committed batch"
+        listed = {r[0] for r in store.sql.execute("SELECT subject_id FROM list_entries").fetchall()}
+        assert listed == {DEBTOR, other}
+        again = evaluate_registry(store)
+        assert again.mode == "incremental" and again.subjects_recomputed == 0

@@ -443,7 +443,8 @@ def evaluate_registry(
     from xinyong.packs import installed_packs
 
     with evaluation_memory(store):
-        now = now_utc()
+        with store.settled():  # no batch stamped before now is still in flight
+            now = now_utc()
         t_as_of, t_known = as_of or now, known_at or now
         timeline = default_timeline(engine) if timeline is None else timeline
         seconds: dict[str, float] = {}

@@ -108,15 +108,16 @@ def submit(
     recorded_at: datetime | None = None,
 ) -> ImportResult:
     """Validate and append records given as dicts (envelopes as in CATALOG.md)."""
-    stamp = _stamp(recorded_at)
-    return commit_batch(
-        store,
-        _validated(store, [from_records(records)], stamp, _no_stage),
-        file=None,
-        strict=strict,
-        stamp=stamp,
-        stage=_no_stage,
-    )
+    with store.importing():
+        stamp = _stamp(recorded_at)
+        return commit_batch(
+            store,
+            _validated(store, [from_records(records)], stamp, _no_stage),
+            file=None,
+            strict=strict,
+            stamp=stamp,
+            stage=_no_stage,
+        )
 
 
 def import_file(
@@ -157,29 +158,31 @@ def import_file(
     chunks = read_chunks(path, fmt, store.work, batch_rows or import_chunk_rows())
     with _Progress(progress, path.name) as prog, duckdb_memory(store.work, "XINYONG_IMPORT_MEMORY"):
         if batch_rows is None:
-            stamp = _stamp(recorded_at)
-            return commit_batch(
-                store,
-                _validated(store, chunks, stamp, prog.stage),
-                file=str(path),
-                strict=strict,
-                stamp=stamp,
-                stage=prog.stage,
-                report=report,
-            )
+            with store.importing():  # from the stamp to the commit (ledger/store.py)
+                stamp = _stamp(recorded_at)
+                return commit_batch(
+                    store,
+                    _validated(store, chunks, stamp, prog.stage),
+                    file=str(path),
+                    strict=strict,
+                    stamp=stamp,
+                    stage=prog.stage,
+                    report=report,
+                )
         total = ImportResult()
         for chunk in chunks:
-            stamp = _stamp(recorded_at)
-            part = commit_batch(
-                store,
-                _validated(store, [chunk], stamp, prog.stage),
-                file=str(path),
-                strict=False,
-                stamp=stamp,
-                stage=prog.stage,
-                report=report,
-                reported=total.rejects,
-            )
+            with store.importing():
+                stamp = _stamp(recorded_at)
+                part = commit_batch(
+                    store,
+                    _validated(store, [chunk], stamp, prog.stage),
+                    file=str(path),
+                    strict=False,
+                    stamp=stamp,
+                    stage=prog.stage,
+                    report=report,
+                    reported=total.rejects,
+                )
             done = {
                 "batch_id": part.batch_id,
                 "rows": part.rows,

@@ -29,14 +29,19 @@ Concurrency: every importer writes its own transaction (``INSERT … ON CONFLICT
 (record_id) DO NOTHING``; a record inserted meanwhile by another importer is then
 judged a duplicate or a conflict against what was committed); batch ids come from a
 sequence. Writers of the materialized results (evaluate, recompute) take one
-advisory lock, so they run one at a time; readers never wait on importers.
+advisory lock, so they run one at a time; readers never wait on importers. An
+evaluation fixes its knowledge (``known_at``, and the newest batch it covers) only
+when no import is in flight (``PostgresStore.settled``: importers share a lock from
+their stamp to their commit, the evaluation waits to hold it alone for that moment),
+so a batch stamped or numbered before a run is never missed by it and by the runs
+that extend it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -57,9 +62,12 @@ from xinyong.ledger.store import (
 #: The Alembic revision this xinyong needs (tests hold it to the scripts' head).
 ALEMBIC_HEAD = "0002"
 
-#: Advisory lock keys (pg_advisory_*): schema setup, and writers of materialized results.
+#: Advisory lock keys (pg_advisory_*): schema setup, writers of materialized results,
+#: and the knowledge lock (importers share it, an evaluation fixing its known_at takes
+#: it alone: `PostgresStore.importing`, `PostgresStore.settled`).
 _SETUP_LOCK = 0x78696E01
 _RESULTS_LOCK = 0x78696E02
+_KNOWLEDGE_LOCK = 0x78696E03
 
 _ALEMBIC_DIR = Path(__file__).with_name("alembic")
 
@@ -366,6 +374,39 @@ class PostgresStore(Store):
         if self._work is not None:
             self._work.close()
         self.sql.close()
+
+    @contextmanager
+    def importing(self) -> Iterator[None]:
+        """The knowledge lock, shared, from the importer's stamp to its commit. Batch
+        ids come from a sequence and stamps from the clock before the batch commits, so
+        without it an evaluation could fix its ``known_at`` and ``last_batch`` while a
+        batch stamped earlier (or numbered lower) is still in flight: that run would not
+        see the batch, and the next incremental run (``batch_id > last_batch``) would
+        not either. Importers share the lock, so they never wait on each other; a
+        session-level lock, because the stamp is taken before the batch's transaction
+        begins (it validates ``occurred_at`` against it). Released on any exit, and by
+        the server when the connection dies."""
+        self.sql.con.execute("SELECT pg_advisory_lock_shared(%s)", [_KNOWLEDGE_LOCK])
+        try:
+            yield
+        finally:
+            with suppress(Exception):  # a broken connection has released it already
+                self.sql.con.execute("SELECT pg_advisory_unlock_shared(%s)", [_KNOWLEDGE_LOCK])
+
+    @contextmanager
+    def settled(self) -> Iterator[None]:
+        """The knowledge lock, alone: waits for the imports in flight to commit or roll
+        back, and holds new ones off (they queue behind it) while the caller fixes its
+        ``known_at``. Batches stamped after it exits carry later stamps and higher ids,
+        so ``recorded_at <= known_at`` leaves them out of this run and ``batch_id >
+        last_batch`` brings them into the next. (The hosts' clocks are assumed in step,
+        as for every bitemporal stamp.)"""
+        self.sql.con.execute("SELECT pg_advisory_lock(%s)", [_KNOWLEDGE_LOCK])
+        try:
+            yield
+        finally:
+            with suppress(Exception):
+                self.sql.con.execute("SELECT pg_advisory_unlock(%s)", [_KNOWLEDGE_LOCK])
 
     def schema_version(self) -> int | None:
         if _state(self.sql) != "registry":

@@ -233,6 +233,21 @@ class Store:
     def close(self) -> None:
         self.sql.close()
 
+    @contextmanager
+    def importing(self) -> Iterator[None]:
+        """Held by an importer from the moment it stamps a batch's ``recorded_at`` to
+        its commit or rollback, so that an evaluation's knowledge (``settled``) never
+        misses a batch stamped before it. A DuckDB file has one writer process at a
+        time, whose statements run one after the other: nothing to wait for."""
+        yield
+
+    @contextmanager
+    def settled(self) -> Iterator[None]:
+        """Entered by an evaluation to fix its ``known_at``: it returns once every
+        batch stamped before it has committed or rolled back, and no batch is stamped
+        until it exits (see `PostgresStore.settled`). Nothing to wait for on DuckDB."""
+        yield
+
     def schema_version(self) -> int | None:
         """The schema version the file records (None: not a registry)."""
         tables = {r[0] for r in self.sql.execute("SHOW TABLES").fetchall()}
