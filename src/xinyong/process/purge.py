@@ -78,7 +78,10 @@ class PurgedHistory(LookupError):
 
 
 def _ensure(store: Store) -> None:
-    store.sql.execute(_DDL)
+    """Made on first use in a DuckDB registry; a PostgreSQL registry has it from its
+    migrations (0003: ``ledger/pgschema.py``, the same columns)."""
+    if store.backend == "duckdb":
+        store.sql.execute(_DDL)
 
 
 def due(store: Store, now: datetime | None = None) -> list[Tombstone]:
