@@ -22,14 +22,27 @@ An import is one transaction; the file is then renamed ``*.imported`` and kept.
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from xinyong.access.principals import LOCAL_OPERATOR, PrincipalBook, principals_path
-from xinyong.audit.chain import GENESIS, AuditChain, Chained, audit_path, chain
+from xinyong.audit.chain import (
+    GENESIS,
+    AuditChain,
+    Chained,
+    PgLog,
+    audit_path,
+    chain,
+    lock_chain,
+)
 from xinyong.ledger.location import redacted
+from xinyong.ledger.shared_state import transaction
 from xinyong.ledger.store import RegistryError
+from xinyong.timeutil import now_utc, to_local_iso
 
 
 def import_local_files(url: str) -> list[str]:
@@ -57,11 +70,6 @@ def _kept(path: Path) -> Path:
 
 
 def _import_chain(url: str, path: Path) -> str:
-    import sqlalchemy as sa
-
-    from xinyong.audit.chain import _PgLog
-    from xinyong.ledger.shared_state import transaction
-
     local = AuditChain(path)
     report = local.verify()
     if not report.ok:
@@ -72,10 +80,8 @@ def _import_chain(url: str, path: Path) -> str:
     entries = list(local.entries())
     head = entries[-1].hash if entries else GENESIS
     mark = {"file": str(path), "host": socket.gethostname(), "entries": len(entries), "head": head}
-    log = _PgLog(url)
+    log = PgLog(url)
     with transaction(url, log.WHAT) as conn:
-        from xinyong.audit.chain import lock_chain
-
         lock_chain(conn)
         t = log.table
         found = conn.execute(sa.select(t.c.detail).where(t.c.action == "audit.import"))
@@ -94,8 +100,6 @@ def _import_chain(url: str, path: Path) -> str:
             events += [e.model_dump(exclude={"seq", "prev", "hash"}) for e in entries]
 
             def make(seq: int, prev: str) -> list[Chained]:
-                from xinyong.timeutil import now_utc, to_local_iso
-
                 return chain(events, to_local_iso(now_utc()) or "", seq, prev)
 
             log.extend_in(conn, make)
@@ -104,8 +108,6 @@ def _import_chain(url: str, path: Path) -> str:
 
 
 def _same_import(detail: str, head: str, entries: int) -> bool:
-    import json
-
     mark = json.loads(detail)
     return bool(mark.get("head") == head and mark.get("entries") == entries)
 
@@ -113,7 +115,7 @@ def _same_import(detail: str, head: str, entries: int) -> bool:
 def _import_book(url: str, path: Path) -> str:
     local = PrincipalBook(path).load()
     added = keys = 0
-    with PrincipalBook(url)._editing() as book:
+    with PrincipalBook(url).editing() as book:
         for name, theirs in local.items():
             ours = book.get(name)
             if ours is None:

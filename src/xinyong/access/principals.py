@@ -147,7 +147,9 @@ class PrincipalBook:
         """Changes whenever the book does."""
         return self._storage.stamp()
 
-    def _editing(self) -> AbstractContextManager[dict[str, Principal]]:
+    def editing(self) -> AbstractContextManager[dict[str, Principal]]:
+        """The book under the editors' lock, written back when the block ends without
+        an error (principals and keys are added or revoked, never removed)."""
         return self._storage.editing()
 
     def add(
@@ -172,7 +174,7 @@ class PrincipalBook:
             raise ValueError("a source principal needs --source (a registered source id)")
         if role == "service" and not services:
             raise ValueError("a service principal needs --service (one or more services)")
-        with self._editing() as book:
+        with self.editing() as book:
             if name in book:
                 raise ValueError(f"principal {name!r} exists")
             principal = Principal(
@@ -203,7 +205,7 @@ class PrincipalBook:
         return f"xy.{key_id}.{secret}"
 
     def new_key(self, name: str) -> str:
-        with self._editing() as book:
+        with self.editing() as book:
             principal = self._get(book, name)
             if principal.revoked_at:
                 raise ValueError(f"principal {name!r} is revoked")
@@ -212,7 +214,7 @@ class PrincipalBook:
     def revoke(self, name: str, key_id: str | None = None) -> Principal:
         """Revoke one key, or (without key_id) the principal and all its keys."""
         stamp = to_local_iso(now_utc())
-        with self._editing() as book:
+        with self.editing() as book:
             principal = self._get(book, name)
             hit = False
             for key in principal.keys:
@@ -310,13 +312,12 @@ class _PgBook:
     WHAT = "the principal book"
 
     def __init__(self, url: str) -> None:
-        from xinyong.ledger.pgschema import metadata
+        from xinyong.ledger.shared_state import table
 
         self.url = url
-        tables = metadata().tables
-        self.principals = tables["principals"]
-        self.keys = tables["api_keys"]
-        self.book = tables["principal_book"]
+        self.principals = table("principals")
+        self.keys = table("api_keys")
+        self.book = table("principal_book")
 
     def _read(self, conn: Any) -> dict[str, Principal]:
         import sqlalchemy as sa

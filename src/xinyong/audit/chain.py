@@ -153,7 +153,7 @@ class AuditChain:
     def __init__(self, where: str | Path) -> None:
         url = pg_url(where)
         self.where = str(where) if url is None else url
-        self._storage: _Storage = _FileLog(Path(where)) if url is None else _PgLog(url)
+        self._storage: _Storage = FileLog(Path(where)) if url is None else PgLog(url)
 
     @classmethod
     def of_registry(cls, registry: str | Path) -> AuditChain:
@@ -168,7 +168,7 @@ class AuditChain:
     @property
     def path(self) -> Path:
         """The log file (a DuckDB registry's chain)."""
-        if not isinstance(self._storage, _FileLog):
+        if not isinstance(self._storage, FileLog):
             raise TypeError(f"the audit chain of {self.where} is a table, not a file")
         return self._storage.path
 
@@ -260,7 +260,7 @@ def _entry(raw: bytes | dict[str, Any]) -> AuditEntry | str:
         return "not an audit entry"
 
 
-class _FileLog:
+class FileLog:
     """The chain as a JSON Lines file (a DuckDB registry's)."""
 
     def __init__(self, path: Path) -> None:
@@ -328,16 +328,16 @@ class _FileLog:
                     yield entry
 
 
-class _PgLog:
+class PgLog:
     """The chain as the table ``audit_log`` of a PostgreSQL registry."""
 
     WHAT = "the audit chain"
 
     def __init__(self, url: str) -> None:
-        from xinyong.ledger.pgschema import metadata
+        from xinyong.ledger.shared_state import table
 
         self.url = url
-        self.table = metadata().tables["audit_log"]
+        self.table = table("audit_log")
 
     def extend(self, make: Maker) -> None:
         from xinyong.ledger.shared_state import transaction

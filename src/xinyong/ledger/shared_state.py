@@ -18,11 +18,25 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from xinyong.ledger.location import redacted
+
+
+@lru_cache(maxsize=1)
+def _metadata() -> sa.MetaData:
+    from xinyong.ledger.pgschema import metadata
+
+    return metadata()
+
+
+def table(name: str) -> sa.Table:
+    """One of the registry's tables (``pgschema``), built once per process."""
+    return _metadata().tables[name]
+
 
 _ENGINES: dict[tuple[str, int], sa.Engine] = {}
 
