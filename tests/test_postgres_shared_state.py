@@ -367,3 +367,18 @@ def test_a_server_on_one_host_sees_keys_and_revocations_made_on_another(
         client.close()
         server.terminate()
         server.communicate(timeout=60)
+
+
+def test_a_replaced_registry_keeps_its_audit_chain_and_principals(url: str) -> None:
+    from xinyong.ledger import postgres
+
+    reg = ops.Registry(Path(url))
+    _, key = ops.add_principal(reg, local_operator(), "bank-a", "service", services=["flight"])
+    before = reg.audit.verify().entries
+    postgres.reset(url)  # `xinyong demo --force` replacing the registry
+    code, _, err = cli("init", "--db", url)
+    assert code == 0, err
+    reg = ops.Registry(Path(url))
+    assert ops.authenticate(reg, None, key).name == "bank-a"
+    report = reg.audit.verify()
+    assert report.ok and report.entries > before

@@ -184,6 +184,14 @@ def tombstones(store: Store, subject_id: str | None = None) -> list[Tombstone]:
     return [Tombstone(*row) for row in rows]
 
 
+def purged_any(store: Store) -> bool:
+    """Whether any record was ever purged (a tombstone exists; on PostgreSQL the table
+    always does, from the migrations)."""
+    if not has_table(store, "tombstones"):
+        return False
+    return store.sql.execute("SELECT 1 FROM tombstones LIMIT 1").fetchone() is not None
+
+
 def guard(store: Store, subject_id: str, at: datetime, known_at: datetime | None = None) -> None:
     """Raise ``PurgedHistory`` when a question about ``subject_id`` at ``at`` (as known
     at ``known_at``) needed a record that has since been purged."""
