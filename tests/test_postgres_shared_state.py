@@ -382,3 +382,22 @@ def test_a_replaced_registry_keeps_its_audit_chain_and_principals(url: str) -> N
     assert ops.authenticate(reg, None, key).name == "bank-a"
     report = reg.audit.verify()
     assert report.ok and report.entries > before
+
+
+def test_principals_added_at_once_on_two_hosts_are_all_kept(url: str) -> None:
+    """Editors queue on the book's row: none overwrites another's principal."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    books = [PrincipalBook(url), PrincipalBook(url)]  # one per host (state dirs do not matter)
+
+    def add(n: int) -> str:
+        return books[n % 2].add(f"svc-{n}", "service", services=["flight"])[1]
+
+    with ThreadPoolExecutor(4) as pool:
+        keys = list(pool.map(add, range(12)))
+    book = books[0].load()
+    assert {f"svc-{n}" for n in range(12)} <= set(book)
+    for n, key in enumerate(keys):
+        assert books[1].authenticate(None, key).name == f"svc-{n}"
+    with pytest.raises(ValueError, match="exists"):
+        books[1].add("svc-3", "service", services=["flight"])
