@@ -36,7 +36,8 @@ else:
 
 @dataclass
 class Registry:
-    """One registry file with its audit log and principal book beside it."""
+    """One registry with its audit log and principal book (files beside a DuckDB file,
+    tables of a PostgreSQL registry: ``AuditChain``/``PrincipalBook.of_registry``)."""
 
     db: Path
     audit: AuditChain = field(init=False)

@@ -185,7 +185,7 @@ def check_many(
         reg.store(read_only=True, needs_packs=True) as store,
         domain_refusals(reg, who, "check", None),
     ):
-        if licensing.has_table(store, "tombstones"):
+        if retention_purge.purged_any(store):
             for subject in dict.fromkeys(normalized):
                 retention_purge.guard(store, subject, when, known_at)
         _licence_gate_for_service(store, service, when, known_at)

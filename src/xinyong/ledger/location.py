@@ -5,10 +5,13 @@ opens the registry on a PostgreSQL server (``ledger.postgres``); anything else i
 a DuckDB file. Typer hands the option over as a ``Path``, which folds the URL's
 ``//`` into ``/``: `pg_url` restores it, so every caller may pass what it got.
 
-The files a registry keeps beside itself (the audit chain, the principal book, the
-rejects reports, the published snapshot's generation marker) need a folder: beside
-the DuckDB file, or for a PostgreSQL registry a local folder named after the
-server and database, under XINYONG_STATE_DIR (default ``~/.local/share/xinyong``).
+The files a registry keeps beside itself (a DuckDB registry's audit chain and
+principal book, the rejects reports, the published snapshot's generation marker)
+need a folder: beside the DuckDB file, or for a PostgreSQL registry a local folder
+named after the server and database, under XINYONG_STATE_DIR (default
+``~/.local/share/xinyong``). A PostgreSQL registry keeps its audit chain and
+principal book in its database (every host shares them); the folder is where they
+lay before schema revision 0003 (``access.local_files`` imports them).
 Stdlib only: the check fast path imports it.
 """
 

@@ -12,6 +12,17 @@ plus what a server shared by concurrent writers needs:
   reading ``max(batch_id)``;
 - indexes on ``subject_id`` of the ledger and of the materialized tables, which
   checks, scores and explanations read directly (no snapshot file on PostgreSQL).
+
+The process tables the DuckDB registry creates on first use (``outbox``,
+``licensed_systems``, ``tombstones``: ``process/notices.py``, ``licensing.py``,
+``purge.py``, same columns) are declared here and made by migration 0003, so that
+a PostgreSQL registry's schema is all in its migrations.
+
+And the state every host of a registry shares (``SHARED_STATE``, migration 0003),
+which a DuckDB registry keeps in files beside itself: the audit chain
+(``audit_log``, one row per entry, written by ``audit.chain``) and the principal book
+(``principals``, ``api_keys``, and ``principal_book``, whose one row counts the
+book's changes and is the lock its editors take: ``access.principals``).
 """
 
 from __future__ import annotations
@@ -26,6 +37,15 @@ from xinyong.catalog.vocabulary import attribute_column
 _ATTR_TYPES = {"string": sa.Text, "int64": sa.BigInteger, "float64": sa.Double}
 
 BATCH_IDS = sa.Sequence("batch_ids")
+
+#: The tables that hold the audit chain and the principal book. Replacing a registry
+#: (`ledger.postgres.reset`) keeps them, as a DuckDB registry's side files outlive its
+#: file: audit history is never dropped with the data it audited.
+SHARED_STATE = ("audit_log", "principals", "api_keys", "principal_book")
+
+#: The advisory lock (pg_advisory_xact_lock) that serializes appends to the audit
+#: chain (the other keys: `ledger.postgres`).
+AUDIT_LOCK = 0x78696E04
 
 
 def _col(
@@ -138,7 +158,101 @@ def metadata() -> sa.MetaData:
         sa.Index("consequences_subject", "subject_id", "service"),
     )
     sa.Table("records", md, *record_columns(), *_record_keys())
+    _process_tables(md)
+    _shared_state(md)
     return md
+
+
+def _process_tables(md: sa.MetaData) -> None:
+    """The DuckDB registry's lazily created tables, with their DDL's columns."""
+    ts = sa.DateTime(timezone=False)
+    sa.Table(
+        "outbox",
+        md,
+        sa.Column("notice_id", sa.Text, primary_key=True),
+        _col("subject_id", sa.Text, False),
+        _col("kind", sa.Text, False),
+        _col("record_id", sa.Text),
+        _col("due_at", ts, False),
+        _col("subject", sa.Text, False),
+        _col("body", sa.Text, False),
+        _col("created_at", ts, False),
+        _col("sent_at", ts),
+    )
+    sa.Table(
+        "licensed_systems",
+        md,
+        sa.Column("system", sa.Text, primary_key=True),
+        _col("operator_id", sa.Text, False),
+        _col("bound_at", ts, False),
+        _col("bound_by", sa.Text, False),
+    )
+    sa.Table(
+        "tombstones",
+        md,
+        sa.Column("record_id", sa.Text, primary_key=True),
+        _col("type", sa.Text, False),
+        _col("subject_id", sa.Text, False),
+        _col("occurred_at", ts, False),
+        _col("recorded_at", ts, False),
+        _col("retention_end", ts, False),
+        _col("purged_at", ts, False),
+        _col("rule", sa.Text, False),
+        _col("legal_basis", sa.Text, False),
+    )
+
+
+def _shared_state(md: sa.MetaData) -> None:
+    """The audit chain and the principal book (``SHARED_STATE``). Audit rows hold an
+    entry's fields as its canonical JSON has them (``at`` as written, ``detail`` as
+    canonical JSON text), so the hash is recomputed from exactly what was stored."""
+    sa.Table(
+        "audit_log",
+        md,
+        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        _col("at", sa.Text, False),
+        _col("principal", sa.Text, False),
+        _col("role", sa.Text, False),
+        _col("action", sa.Text, False),
+        _col("subject", sa.Text),
+        _col("purpose", sa.Text),
+        _col("outcome", sa.Text, False),
+        _col("detail", sa.Text, False),
+        _col("prev", sa.Text, False),
+        _col("hash", sa.Text, False),
+        sa.Index("audit_log_subject", "subject"),
+    )
+    sa.Table(
+        "principals",
+        md,
+        sa.Column("name", sa.Text, primary_key=True),
+        _col("role", sa.Text, False),
+        _col("source", sa.Text),
+        _col("services", sa.Text, False),  # a JSON list
+        _col("subject_id", sa.Text),
+        _col("created_at", sa.Text, False),
+        _col("revoked_at", sa.Text),
+    )
+    sa.Table(
+        "api_keys",
+        md,
+        sa.Column("key_id", sa.Text, primary_key=True),
+        _col("principal", sa.Text, False),
+        _col("ordinal", sa.Integer, False),  # its place among the principal's keys
+        _col("salt", sa.Text, False),
+        _col("digest", sa.Text, False),
+        _col("created_at", sa.Text, False),
+        _col("revoked_at", sa.Text),
+        sa.ForeignKeyConstraint(["principal"], ["principals.name"], name="api_keys_principal"),
+        sa.Index("api_keys_by_principal", "principal"),
+    )
+    sa.Table(
+        "principal_book",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        _col("revision", sa.BigInteger, False),
+        sa.CheckConstraint("id = 1", name="principal_book_one_row"),
+    )
 
 
 def record_columns() -> list[sa.Column]:  # type: ignore[type-arg]

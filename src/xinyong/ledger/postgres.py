@@ -60,11 +60,12 @@ from xinyong.ledger.store import (
 )
 
 #: The Alembic revision this xinyong needs (tests hold it to the scripts' head).
-ALEMBIC_HEAD = "0002"
+ALEMBIC_HEAD = "0003"
 
 #: Advisory lock keys (pg_advisory_*): schema setup, writers of materialized results,
 #: and the knowledge lock (importers share it, an evaluation fixing its known_at takes
-#: it alone: `PostgresStore.importing`, `PostgresStore.settled`).
+#: it alone: `PostgresStore.importing`, `PostgresStore.settled`); the audit chain's
+#: appends take `pgschema.AUDIT_LOCK`.
 _SETUP_LOCK = 0x78696E01
 _RESULTS_LOCK = 0x78696E02
 _KNOWLEDGE_LOCK = 0x78696E03
@@ -478,8 +479,11 @@ def _ibis_backend() -> Any:
 
 
 def _state(con: PgConnection) -> str:
-    """'empty' (no tables), 'registry' (the format marker) or 'foreign'."""
-    tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    """'empty' (no tables, or only the audit chain and principal book a replaced
+    registry left: `reset`), 'registry' (the format marker) or 'foreign'."""
+    from xinyong.ledger.pgschema import SHARED_STATE
+
+    tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()} - set(SHARED_STATE)
     if not tables:
         return "empty"
     if "meta" not in tables:
@@ -518,7 +522,7 @@ def upgrade(url: str) -> list[str]:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
-    from xinyong.ledger.pgschema import record_columns
+    from xinyong.ledger.pgschema import SHARED_STATE, record_columns
 
     engine = sa.create_engine(
         "postgresql+psycopg://" + url.removeprefix("postgresql://"), poolclass=sa.pool.NullPool
@@ -527,7 +531,7 @@ def upgrade(url: str) -> list[str]:
     try:
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SETUP_LOCK})
-            tables = set(sa.inspect(conn).get_table_names())
+            tables = set(sa.inspect(conn).get_table_names()) - set(SHARED_STATE)
             if tables and "meta" not in tables:
                 raise RegistryError(f"{redacted(url)} is not a xinyong registry; not migrated")
             before = MigrationContext.configure(conn).get_current_revision()
@@ -550,10 +554,16 @@ def upgrade(url: str) -> list[str]:
 
 
 def migrate(url: str) -> list[tuple[int, str]]:
-    """`xinyong migrate` for a PostgreSQL registry (the shape of `store.migrate`)."""
+    """`xinyong migrate` for a PostgreSQL registry (the shape of `store.migrate`):
+    the Alembic upgrade, then this host's audit and principal files from before
+    revision 0003 imported into the tables (``access.local_files``)."""
+    from xinyong.access.local_files import import_local_files
+
     with PostgresStore(url, create=False, migrating=True) as store:
         version = store.schema_version() or SCHEMA_VERSION
-    return [(version, what) for what in upgrade(url)]
+    done = upgrade(url)
+    done += import_local_files(url)
+    return [(version, what) for what in done]
 
 
 # --------------------------------------------------------------------------- intake
@@ -681,7 +691,12 @@ def has_meta(url: str, key: str) -> bool | None:
 
 def reset(url: str) -> None:
     """Drop the registry's tables (`xinyong demo` rebuilding its own registry, or one
-    replaced with --force). A database that is not a registry is refused."""
+    replaced with --force). A database that is not a registry is refused. The audit
+    chain and the principal book stay (``pgschema.SHARED_STATE``), as a DuckDB
+    registry's side files outlive its file: the rebuilt registry appends to the same
+    chain."""
+    from xinyong.ledger.pgschema import SHARED_STATE
+
     con = PgConnection(url)
     try:
         state = _state(con)
@@ -693,7 +708,8 @@ def reset(url: str) -> None:
             return
         con.begin()
         for (table,) in con.execute("SHOW TABLES").fetchall():
-            con.con.execute(f"DROP TABLE IF EXISTS {_quote(table)} CASCADE")
+            if table not in SHARED_STATE:
+                con.con.execute(f"DROP TABLE IF EXISTS {_quote(table)} CASCADE")
         con.con.execute("DROP SEQUENCE IF EXISTS batch_ids")
         con.commit()
     finally:

@@ -67,7 +67,10 @@ class Unlicensed(PermissionError):
 
 
 def _ensure(store: Store) -> None:
-    store.sql.execute(_DDL)
+    """Made on first use in a DuckDB registry; a PostgreSQL registry has it from its
+    migrations (0003: ``ledger/pgschema.py``, the same columns)."""
+    if store.backend == "duckdb":
+        store.sql.execute(_DDL)
 
 
 def has_table(store: Store, name: str) -> bool:

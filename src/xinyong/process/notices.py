@@ -43,7 +43,10 @@ NEGATIVE_FINANCIAL = ("loan.payment_overdue",)
 
 
 def ensure_outbox(store: Store) -> None:
-    store.sql.execute(_DDL)
+    """Made on first use in a DuckDB registry; a PostgreSQL registry has it from its
+    migrations (0003: ``ledger/pgschema.py``, the same columns)."""
+    if store.backend == "duckdb":
+        store.sql.execute(_DDL)
 
 
 def has_outbox(store: Store) -> bool:

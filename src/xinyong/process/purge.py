@@ -78,7 +78,10 @@ class PurgedHistory(LookupError):
 
 
 def _ensure(store: Store) -> None:
-    store.sql.execute(_DDL)
+    """Made on first use in a DuckDB registry; a PostgreSQL registry has it from its
+    migrations (0003: ``ledger/pgschema.py``, the same columns)."""
+    if store.backend == "duckdb":
+        store.sql.execute(_DDL)
 
 
 def due(store: Store, now: datetime | None = None) -> list[Tombstone]:
@@ -179,6 +182,14 @@ def tombstones(store: Store, subject_id: str | None = None) -> list[Tombstone]:
         params.append(subject_id)
     rows = store.sql.execute(sql + " ORDER BY purged_at, record_id", params).fetchall()
     return [Tombstone(*row) for row in rows]
+
+
+def purged_any(store: Store) -> bool:
+    """Whether any record was ever purged (a tombstone exists; on PostgreSQL the table
+    always does, from the migrations)."""
+    if not has_table(store, "tombstones"):
+        return False
+    return store.sql.execute("SELECT 1 FROM tombstones LIMIT 1").fetchone() is not None
 
 
 def guard(store: Store, subject_id: str, at: datetime, known_at: datetime | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +89,7 @@ class ServerState:
     #: sha256(key) -> principal, for keys the principal book accepted; dropped
     #: whenever the book changes (a revocation takes effect on the next request)
     _keys: dict[str, Principal] = field(default_factory=dict)
-    _book_stamp: tuple[int, int] | None = None
+    _book_stamp: Hashable = None
     _keys_lock: threading.Lock = field(default_factory=threading.Lock)
     _file: _FileGate = field(init=False)
 
@@ -137,12 +137,11 @@ class ServerState:
             for reg in self._file.readers:
                 reg.release()
 
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.reg.principals.path.stat()
-        except FileNotFoundError:
-            return None
-        return st.st_mtime_ns, st.st_size
+    def _stamp(self) -> Hashable:
+        """The principal book's stamp (its file's, or on PostgreSQL its revision, which
+        every host's edits advance: a key revoked through one host's worker is refused
+        by all of them on their next request)."""
+        return self.reg.principals.stamp()
 
     def authenticate(self, key: str) -> Principal:
         """The principal behind an API key: ``gate.authenticate`` (scrypt, audited on

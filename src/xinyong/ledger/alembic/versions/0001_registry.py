@@ -33,9 +33,17 @@ $$
 """
 
 
+#: The tables this revision made (later revisions make theirs: 0003).
+TABLES = (
+    "meta", "sources", "batches", "packs", "eval_runs", "scores", "score_timeline",
+    "list_entries", "consequences", "records",
+)  # fmt: skip
+
+
 def upgrade() -> None:
     bind = op.get_bind()
-    metadata().create_all(bind)
+    md = metadata()
+    md.create_all(bind, tables=[md.tables[name] for name in TABLES])
     op.execute(_ANY_VALUE)
     op.execute(f"CREATE SEQUENCE IF NOT EXISTS {BATCH_IDS.name}")
     op.execute(
