@@ -180,6 +180,17 @@ def test_verify_names_a_changed_or_removed_row(url: str) -> None:
     n = len(_seqs(url))
     assert chain.verify().ok
     with psycopg.connect(url, autocommit=True) as con:
+        # The database refuses to change or remove an entry ...
+        for statement in (
+            "UPDATE audit_log SET principal = 'p9' WHERE seq = 2",
+            "DELETE FROM audit_log WHERE seq = 2",
+            "TRUNCATE audit_log",
+        ):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                con.execute(statement)
+        assert len(_seqs(url)) == n
+        # ... and when its owner drops that guard, verify names what was done.
+        con.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
         con.execute("UPDATE audit_log SET principal = 'p9' WHERE seq = %s", [n - 3])
     report = chain.verify()
     assert (report.ok, report.first_bad, report.entries) == (False, n - 3, n - 4)

@@ -35,6 +35,18 @@ def upgrade() -> None:
     md = metadata()
     # checkfirst: the tables a DuckDB-era first use may have made already stay as they are
     md.create_all(op.get_bind(), tables=[md.tables[name] for name in TABLES], checkfirst=True)
+    # The chain is append-only in the database too: an UPDATE, DELETE or TRUNCATE of
+    # audit_log is refused. The owner can still drop the trigger; `audit verify` then
+    # names the first entry changed or removed (all but the newest entries).
+    op.execute(
+        "CREATE OR REPLACE FUNCTION xinyong_audit_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = "
+        "'the audit log is append-only: ' || TG_OP || ' refused'; END $$"
+    )
+    op.execute(
+        "CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR "
+        "TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION xinyong_audit_append_only()"
+    )
 
 
 def downgrade() -> None:
