@@ -187,7 +187,9 @@ def test_a_subject_objects_an_adjudicator_upholds_and_the_desk_allows(
     page.locator("#objections a").first.click()
     page.get_by_label("Uphold: correct the record").check()
     page.get_by_label("Reason").fill("Another person of the same name")
-    page.get_by_role("button", name="Decide").click()
+    # The decision recomputes the subject before the page answers (the first one in a
+    # registry compiles the packs' plans): seconds, more on a loaded machine.
+    page.get_by_role("button", name="Decide").click(timeout=120_000)
     assert page.locator("#done").inner_text() == "Decided: upheld."
     accessible(page, "adjudicator-decided")
     page.close()
