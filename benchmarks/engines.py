@@ -345,7 +345,9 @@ def engine_run(
         if master is not None:
             step: dict[str, Any] = {"step": "start"}
             with timed(step, False):
-                spark_session(master)
+                session = spark_session(master)
+            # XINYONG_SPARK_MEMORY (default 2g), as the run found it
+            step["driver_memory"] = session.conf.get("spark.driver.memory")
             emit(step)
         with Store(db) as store:
             if master is None and "import" not in skip:
