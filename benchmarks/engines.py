@@ -41,6 +41,10 @@ fingerprinted (row count and an MD5 over all rows, timestamps as epoch microseco
 so a DuckDB and a PostgreSQL registry compare) and must equal DuckDB's. Every step's
 result is written as soon as it is measured to benchmarks/results/engines-<persons>.json;
 the runs of engines not named in ``--engines`` that file already holds are kept.
+Spark's input, the ``duckdb`` run's imported registry, is kept in benchmarks/data; to
+build it again without replacing a recorded ``duckdb`` run, import only, into another
+results file: ``--engines duckdb --skip point,full,incremental,checks --out FILE``.
+The ``start`` step of a Spark run records its driver memory (``XINYONG_SPARK_MEMORY``).
 """
 
 from __future__ import annotations
@@ -345,7 +349,9 @@ def engine_run(
         if master is not None:
             step: dict[str, Any] = {"step": "start"}
             with timed(step, False):
-                spark_session(master)
+                session = spark_session(master)
+            # XINYONG_SPARK_MEMORY (default 2g), as the run found it
+            step["driver_memory"] = session.conf.get("spark.driver.memory")
             emit(step)
         with Store(db) as store:
             if master is None and "import" not in skip:
