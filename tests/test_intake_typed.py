@@ -241,7 +241,8 @@ def test_typed_fields_of_another_kind_get_the_answers_json_text_gets(tmp_path: P
     rows_text, rejects_text = _import(tmp_path, "text", text)
     rows_typed, rejects_typed = _import(tmp_path, "typed", typed)
     assert rows_typed == rows_text and [r[0] for r in rows_typed] == ["ok-days"]
-    assert rejects_typed == rejects_text == [
+    assert rejects_typed == rejects_text
+    assert rejects_text == [
         ("int-ticket", 1, "attributes.ticket_no", "must be text"),
         ("text-hours", 2, "attributes.hours", "must be a number"),
     ]

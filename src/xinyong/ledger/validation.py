@@ -71,10 +71,10 @@ def _value_sql(spec: AttributeSpec, raw: str, form: str = JSON) -> str:
     """The value of one attribute from `raw` (DOUBLE for numbers, NULL where `raw`
     is of the wrong kind: its check reports that)."""
     numeric = spec.type in ("integer", "number")
+    if form == TEXT and numeric:
+        return "CAST(NULL AS DOUBLE)"
     if form == TEXT:
-        return "CAST(NULL AS DOUBLE)" if numeric else (
-            f"upper(trim({raw}))" if spec.type == "person_id" else raw
-        )
+        return f"upper(trim({raw}))" if spec.type == "person_id" else raw
     if form == NUMBER:
         return raw if numeric else "CAST(NULL AS VARCHAR)"
     if numeric:
