@@ -1,7 +1,7 @@
 """Committing a validated batch: its accepted rows and its `batches` row in ONE
 transaction (all or nothing, also when the process is killed). On DuckDB the rows
 of each chunk are staged in a temporary table first and moved into `records` in
-that transaction (`_DuckDBWriter`): memory stays bounded whatever the file's size."""
+that transaction (`_DuckDBWriter`), so that memory does not hold the whole file."""
 
 from __future__ import annotations
 
@@ -208,8 +208,9 @@ _CONTENT = "record_id, subject_id, type, occurred_at, source, attributes"
 class _DuckDBWriter:
     """A batch in the registry file, staged, then committed once. Each chunk's valid
     new rows are appended to a TEMPORARY table (`STAGED`) in a transaction of their
-    own, so that DuckDB may spill them under the import's memory limit: peak memory
-    does not grow with the file. `finish` moves them into `records` in the batch's
+    own, so that DuckDB may spill them under the import's memory limit: memory does
+    not hold the file (unlike one transaction holding every chunk's rows; the
+    README's "Import" has the figures). `finish` moves them into `records` in the batch's
     ONE transaction, which `commit_batch` ends with its `batches` row. A temporary
     table belongs to this connection and is not kept in the registry file: readers
     never see staged rows, and a killed import leaves nothing behind (its rows were
