@@ -23,7 +23,9 @@ file into a fresh registry with the city's sources registered:
   old-struct, old-json   with `--baseline SRC` (e.g. a worktree of main's `src`):
                          that checkout's `import_file`, same file, for the ratio
 Prints wall and CPU seconds, records/s, peak RSS (ru_maxrss) per run, and one JSON
-line per run.
+line per run. Peak RSS against the file's size (e.g. `--rows 1000000`, then no
+`--rows` on a larger city) shows whether a whole-file import's memory is bounded: it
+must not grow with the file (README, "Import (issue 8 item 5)").
 """
 
 from __future__ import annotations

@@ -487,6 +487,56 @@ def test_killed_import_leaves_nothing_and_locks_out_writers(tmp_path: Path) -> N
         assert import_file(st, src, progress=False).accepted == 2000
 
 
+def _tables(st: Store) -> set[str]:
+    rows = st.sql.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    return {r[0] for r in rows}
+
+
+def test_a_file_staged_in_chunks_and_killed_in_its_transaction_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8 item 5: on DuckDB a file's chunks are staged in a temporary table, each
+    chunk committed there on its own (so memory stays bounded), and moved into
+    `records` in the batch's one transaction. SIGKILLed inside that transaction, after
+    the move: nothing of the file is in the registry, no staging table either, and a
+    rerun accepts it all."""
+    monkeypatch.setenv("XINYONG_IMPORT_CHUNK_ROWS", "300")
+    with Store(tmp_path / "reg.duckdb") as st:
+        register_source(st, CITY, "city")
+    src = _write(tmp_path / "x.parquet", _many(2000))
+    proc, _ = _child(tmp_path, src)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with Store(tmp_path / "reg.duckdb") as st:
+        assert count(st) == 0 and count(st, "batches") == 0
+        assert commit.STAGED not in _tables(st)
+        res = import_file(st, src, progress=False)
+        assert (res.accepted, res.rejected, res.batch_id) == (2000, 0, 1)
+        assert count(st) == 2000 and count(st, "batches") == 1
+
+
+def test_a_failed_staged_import_leaves_nothing_in_the_open_store(
+    reg: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staged rows of a file that fails at its commit are gone with it: nothing in
+    `records`, the staging table dropped, and the next import of the same store
+    accepts the whole file (its earlier chunks are not taken for duplicates)."""
+    monkeypatch.setenv("XINYONG_IMPORT_CHUNK_ROWS", "300")
+    src = _write(tmp_path / "x.parquet", _many(1000))
+
+    def boom() -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(commit, "_before_commit", boom)
+    with pytest.raises(RuntimeError):
+        import_file(reg, src, progress=False)
+    assert count(reg) == 0 and count(reg, "batches") == 0
+    assert {commit.STAGED, commit.LEDGER} & _tables(reg) == set()
+    monkeypatch.setattr(commit, "_before_commit", None)
+    res = import_file(reg, src, progress=False)
+    assert (res.accepted, res.duplicates, res.batch_id) == (1000, 0, 1)
+
+
 def test_content_hash_is_md5_of_canonical_envelope(reg: Store) -> None:
     import hashlib
 

@@ -213,3 +213,48 @@ def test_import_memory_limit_is_restored_and_checked(
         with pytest.raises(ValueError, match="XINYONG_IMPORT_MEMORY"):
             import_file(st, text, progress=False, recorded_at=RECORDED)
         assert st.sql.execute("SELECT count(*) FROM records").fetchone() == (1,)
+
+
+def test_typed_fields_of_another_kind_get_the_answers_json_text_gets(tmp_path: Path) -> None:
+    """Text and number fields of a struct are checked as they are, with no JSON text
+    round trip: a number where text belongs, text where a number belongs and whole
+    numbers in integer attributes get exactly what the same values as JSON text get."""
+    records = [
+        _rec("int-ticket", "traffic.red_light", CITY, {"ticket_no": 5}),
+        _rec("text-hours", "civic.volunteering", CITY, {"hours": "2"}),
+        _rec(
+            "ok-days",
+            "loan.payment_overdue",
+            BANK,
+            {"account_id": "A", "days_past_due": 31, "amount_due": 2},
+        ),
+    ]
+    text, typed = _files(tmp_path, records)
+    kinds = pq.read_schema(typed).field("attributes").type
+    assert {kinds.field(i).name: str(kinds.field(i).type) for i in range(kinds.num_fields)} == {
+        "ticket_no": "int64",
+        "hours": "string",
+        "account_id": "string",
+        "days_past_due": "int64",
+        "amount_due": "int64",
+    }
+    rows_text, rejects_text = _import(tmp_path, "text", text)
+    rows_typed, rejects_typed = _import(tmp_path, "typed", typed)
+    assert rows_typed == rows_text and [r[0] for r in rows_typed] == ["ok-days"]
+    assert rejects_typed == rejects_text
+    assert rejects_text == [
+        ("int-ticket", 1, "attributes.ticket_no", "must be text"),
+        ("text-hours", 2, "attributes.hours", "must be a number"),
+    ]
+
+
+def test_typed_nan_and_infinities_are_not_numbers(tmp_path: Path) -> None:
+    """JSON has no NaN or infinity; in a typed float field they are not numbers."""
+    records = [
+        _rec(f"h{i}", "civic.volunteering", CITY, {"hours": value})
+        for i, value in enumerate([float("nan"), float("inf"), float("-inf"), 1.5])
+    ]
+    _, typed = _files(tmp_path, records)
+    rows, rejects = _import(tmp_path, "typed", typed)
+    assert [r[0] for r in rows] == ["h3"]
+    assert rejects == [(f"h{i}", i + 1, "attributes.hours", "must be a number") for i in range(3)]

@@ -1,5 +1,7 @@
 """Committing a validated batch: its accepted rows and its `batches` row in ONE
-transaction (all or nothing, also when the process is killed)."""
+transaction (all or nothing, also when the process is killed). On DuckDB the rows
+of each chunk are staged in a temporary table first and moved into `records` in
+that transaction (`_DuckDBWriter`), so that memory does not hold the whole file."""
 
 from __future__ import annotations
 
@@ -115,7 +117,8 @@ def commit_batch(
 ) -> ImportResult:
     """Append the valid, new rows of every chunk (the number of validated rows, staged
     in `validation.STAGE` while the chunk is current, and the readers' rejects) as ONE
-    batch in ONE transaction, and write the rejects report before COMMIT: a file is
+    batch in ONE transaction (`BatchWriter.finish` opens it on DuckDB, after every
+    chunk was staged), and write the rejects report before COMMIT: a file is
     accepted whole or not at all, also when the process is killed. With strict, any
     reject refuses everything. `reported`: rejects of earlier batches of the same
     file, for a report at a path given (it holds them all)."""
@@ -154,6 +157,7 @@ def commit_batch(
             result.accepted = 0
             write_report(None)
             return result
+        batch_id = writer.finish(batch_id, stamp)
         store.sql.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
             [batch_id, file, stamp, result.accepted, result.duplicates, len(rejects)],
@@ -176,8 +180,10 @@ def commit_batch(
 
 
 class BatchWriter(Protocol):
-    """What `commit_batch` asks of a backend: open the batch's transaction (its
-    batch id), append the chunk staged now, and end the transaction."""
+    """What `commit_batch` asks of a backend: a batch id, each chunk's valid new rows
+    (the chunk staged now) set aside, then `finish`: the batch's transaction holds all
+    of its rows (its final batch id), and `commit_batch` adds the `batches` row and
+    ends it."""
 
     def begin(self) -> int: ...
 
@@ -185,68 +191,113 @@ class BatchWriter(Protocol):
         self, rejects: list[Reject], batch_id: int, stamp: datetime, stage: Callable[[str], None]
     ) -> tuple[int, int]: ...
 
+    def finish(self, batch_id: int, stamp: datetime) -> int: ...
+
     def rollback(self) -> None: ...
 
     def commit(self) -> None: ...
 
 
+#: The DuckDB writer's staging table (a temporary table) and its view of the ledger
+#: with the rows staged so far (`duplicates.LEDGERS`).
+STAGED = "_xin_staged"
+LEDGER = "_xin_ledger"
+_CONTENT = "record_id, subject_id, type, occurred_at, source, attributes"
+
+
 class _DuckDBWriter:
-    """A batch in the registry file: the chunk is staged on the same connection."""
+    """A batch in the registry file, staged, then committed once. Each chunk's valid
+    new rows are appended to a TEMPORARY table (`STAGED`) in a transaction of their
+    own, so that DuckDB may spill them under the import's memory limit: memory does
+    not hold the file (unlike one transaction holding every chunk's rows; the
+    README's "Import" has the figures). `finish` moves them into `records` in the batch's
+    ONE transaction, which `commit_batch` ends with its `batches` row. A temporary
+    table belongs to this connection and is not kept in the registry file: readers
+    never see staged rows, and a killed import leaves nothing behind (its rows were
+    never in `records`), so a rerun accepts the whole file."""
 
     def __init__(self, store: Store) -> None:
         self.con = store.sql
+        self.open = False
 
     def begin(self) -> int:
-        self.con.execute("BEGIN TRANSACTION")
-        row = self.con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
-        return int(row[0]) if row else 1
+        cols = {c: t.removesuffix(" NOT NULL") for c, t in record_columns().items()}
+        del cols["recorded_at"], cols["batch_id"]
+        body = ", ".join(f"{c} {t}" for c, t in cols.items())  # catalog names, checked
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} ({body})")
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {LEDGER} AS SELECT {_CONTENT} FROM records "
+            f"UNION ALL SELECT {_CONTENT} FROM {STAGED}"
+        )
+        return 0  # decided by `finish`, inside the batch's transaction
 
     def append(
         self, rejects: list[Reject], batch_id: int, stamp: datetime, stage: Callable[[str], None]
     ) -> tuple[int, int]:
-        return _append(self.con, rejects, batch_id, stamp, stage)
+        return _append(self.con, rejects, stage)
+
+    def finish(self, batch_id: int, stamp: datetime) -> int:
+        self.con.execute("BEGIN TRANSACTION")
+        self.open = True
+        row = self.con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
+        batch_id = int(row[0]) if row else 1
+        cols = list(record_columns())
+        select = ", ".join(
+            "CAST($stamp AS TIMESTAMP)"
+            if c == "recorded_at"
+            else "CAST($batch AS BIGINT)"
+            if c == "batch_id"
+            else c
+            for c in cols
+        )
+        self.con.execute(
+            f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM {STAGED}",
+            {"stamp": stamp, "batch": batch_id},
+        )
+        return batch_id
 
     def rollback(self) -> None:
-        self.con.execute("ROLLBACK")
+        try:
+            if self.open:
+                self.open = False
+                self.con.execute("ROLLBACK")
+        finally:
+            self._drop()
 
     def commit(self) -> None:
         self.con.execute("COMMIT")
+        self.open = False
+        self._drop()
+
+    def _drop(self) -> None:
+        self.con.execute(f"DROP VIEW IF EXISTS {LEDGER}")
+        self.con.execute(f"DROP TABLE IF EXISTS {STAGED}")
 
 
-def _append(
-    con: Any, rejects: list[Reject], batch_id: int, stamp: datetime, stage: Callable[[str], None]
-) -> tuple[int, int]:
-    """Append the valid, new rows of _xin_v (one chunk) inside the caller's
-    transaction; add its rejects. Returns (accepted, duplicates)."""
+def _append(con: Any, rejects: list[Reject], stage: Callable[[str], None]) -> tuple[int, int]:
+    """Stage the valid, new rows of _xin_v (one chunk), in a transaction of their own;
+    add its rejects. Returns (accepted, duplicates)."""
     invalid = con.execute(
         "SELECT _row, record_id, err_field, err_reason FROM _xin_v WHERE err_field IS NOT NULL"
     ).fetchall()
     for row, rid, fld, reason in invalid:
         rejects.append(Reject(rid, int(row), fld, reason))
     stage("duplicates")
-    # earlier chunks of the same file are in `records` already (this transaction)
-    excluded, duplicates = duplicates_and_revocations(con, rejects)
+    # earlier chunks of the same file are staged: the ledger view holds them
+    excluded, duplicates = duplicates_and_revocations(con, rejects, LEDGER)
     total = con.execute("SELECT count(*) FROM _xin_v").fetchone()
     accepted = (int(total[0]) if total else 0) - len(invalid) - len(excluded)
     if accepted == 0:
         return 0, duplicates
     stage("writing")
-    cols = list(record_columns())
-    select = ", ".join(
-        "CAST($stamp AS TIMESTAMP)"
-        if c == "recorded_at"
-        else "CAST($batch AS BIGINT)"
-        if c == "batch_id"
-        else f"v.{c}"
-        for c in cols
-    )
+    cols = [c for c in record_columns() if c not in ("recorded_at", "batch_id")]
     where = "v.err_field IS NULL"
     ex = pa.table({"_row": pa.array(sorted(excluded), pa.int64())})
     if excluded:
         where += " AND v._row NOT IN (SELECT _row FROM _xin_ex)"
     with registered(con, _xin_ex=ex):
         con.execute(
-            f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM _xin_v v WHERE {where}",
-            {"stamp": stamp, "batch": batch_id},
+            f"INSERT INTO {STAGED} SELECT {', '.join(f'v.{c}' for c in cols)} "
+            f"FROM _xin_v v WHERE {where}"
         )
     return accepted, duplicates

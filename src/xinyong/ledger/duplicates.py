@@ -15,19 +15,30 @@ from xinyong.ledger.store import registered
 REVOKED = "record.revoked"
 
 
-def duplicates_and_revocations(con: Any, rejects: list[Reject]) -> tuple[set[int], int]:
-    """Rows of _xin_v (valid so far) not to insert, and the duplicate count; adds rejects."""
+#: The relations a ledger may be read from (`duplicates_and_revocations`'s `ledger`):
+#: the records table, or (a DuckDB import) the view of it with the rows staged so far.
+LEDGERS = ("records", "_xin_ledger")
+
+
+def duplicates_and_revocations(
+    con: Any, rejects: list[Reject], ledger: str = "records"
+) -> tuple[set[int], int]:
+    """Rows of _xin_v (valid so far) not to insert, and the duplicate count; adds rejects.
+    `ledger`: the relation (one of `LEDGERS`) holding the ledger and the rows of the
+    same input accepted so far."""
+    if ledger not in LEDGERS:
+        raise ValueError(f"not a ledger relation: {ledger!r}")
     excluded: set[int] = set()
     duplicates = 0
     # record_ids seen twice in this input, or already in the ledger. Same content is
     # decided on the canonical envelope itself (exact), not on content_hash.
     rows = con.execute(
-        """
+        f"""
         WITH ids AS (
           SELECT record_id FROM _xin_v WHERE err_field IS NULL
           GROUP BY record_id HAVING count(*) > 1
           UNION
-          SELECT DISTINCT r.record_id FROM records r
+          SELECT DISTINCT r.record_id FROM {ledger} r
           WHERE r.record_id IN (SELECT record_id FROM _xin_v WHERE err_field IS NULL)
         )
         SELECT v._row, v.record_id, v.subject_id, v.type, v.occurred_at, v.source,
@@ -39,7 +50,7 @@ def duplicates_and_revocations(con: Any, rejects: list[Reject]) -> tuple[set[int
         LEFT JOIN (SELECT record_id, any_value(subject_id) AS subject_id,
                           any_value(type) AS type, any_value(occurred_at) AS occurred_at,
                           any_value(source) AS source, any_value(attributes) AS attributes
-                   FROM records WHERE record_id IN (SELECT record_id FROM ids)
+                   FROM {ledger} WHERE record_id IN (SELECT record_id FROM ids)
                    GROUP BY record_id) l
           USING (record_id)
         WHERE v.err_field IS NULL ORDER BY v._row
@@ -92,9 +103,9 @@ def duplicates_and_revocations(con: Any, rejects: list[Reject]) -> tuple[set[int
         return excluded, duplicates
     targets = pa.table({"t": pa.array(sorted({r[4] for r in revs}), pa.string())})
     with registered(con, _xin_t=targets):
-        ledger = dict(
+        sources = dict(
             con.execute(
-                "SELECT record_id, any_value(source) FROM records "
+                f"SELECT record_id, any_value(source) FROM {ledger} "
                 "WHERE record_id IN (SELECT t FROM _xin_t) GROUP BY record_id"
             ).fetchall()
         )
@@ -109,7 +120,7 @@ def duplicates_and_revocations(con: Any, rejects: list[Reject]) -> tuple[set[int
     for row, rid, source, source_kind, target in revs:
         if row in excluded:
             continue
-        target_source = ledger.get(target)
+        target_source = sources.get(target)
         if target_source is None:
             for trow, tsource in batch_rows.get(target, []):
                 if trow < row and trow not in excluded and trow not in rejected_revs:

@@ -14,7 +14,9 @@ set-wise and committed once. Each concern has its own module:
   duplicates  duplicates, conflicts and revocation targets against the ledger
   commit      the accepted rows and their `batches` row in ONE transaction (all or
               nothing, also when the process is killed), the rejects report written
-              before it commits
+              before it commits. On DuckDB each chunk's rows wait in a temporary
+              table (committed chunk by chunk, so DuckDB may spill them: memory does
+              not grow with the file) and move into `records` in that transaction
 
 Checks, in the order a reject reports the first failure of a record:
 envelope fields; subject identifier (`catalog.identifiers`); type in the catalog;
@@ -208,9 +210,10 @@ def import_file(
 
 def import_chunk_rows() -> int:
     """Rows validated at a time within one import (XINYONG_IMPORT_CHUNK_ROWS, default
-    500 000): bounds memory; a file is still committed once."""
+    250 000): bounds memory with `XINYONG_IMPORT_MEMORY`; a file is still committed
+    once."""
     try:
-        rows = int(os.environ.get("XINYONG_IMPORT_CHUNK_ROWS", "500000"))
+        rows = int(os.environ.get("XINYONG_IMPORT_CHUNK_ROWS", "250000"))
     except ValueError:
         raise ValueError("XINYONG_IMPORT_CHUNK_ROWS must be a whole number of rows") from None
     if rows < 1:

@@ -5,7 +5,7 @@ what it reads until that limit: an evaluation of 1 M persons peaked at 14 GiB of
 a 24 GiB machine though it needed far less. Under a limit DuckDB spills its
 large operators (joins, aggregates, windows, sorts) to temporary files instead.
 Each kind of work has its own setting, in DuckDB's units (e.g. 512MiB, 2GB):
-``XINYONG_IMPORT_MEMORY`` (default 1GiB) and ``XINYONG_EVAL_MEMORY`` (default
+``XINYONG_IMPORT_MEMORY`` (default 800MiB) and ``XINYONG_EVAL_MEMORY`` (default
 5GiB, or 80 % of the machine's memory where that is less). The setting belongs
 to the database, shared by its connections, and is reset after the work."""
 
@@ -20,7 +20,7 @@ from typing import Any
 _SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 #: The settings and their defaults (None: 5 GiB capped at 80 % of the machine).
-DEFAULTS: dict[str, str | None] = {"XINYONG_IMPORT_MEMORY": "1GiB", "XINYONG_EVAL_MEMORY": None}
+DEFAULTS: dict[str, str | None] = {"XINYONG_IMPORT_MEMORY": "800MiB", "XINYONG_EVAL_MEMORY": None}
 
 
 def _machine_default() -> str:

@@ -597,6 +597,9 @@ class BatchWriter:
         finally:
             self.con.unregister("_xin_v")
 
+    def finish(self, batch_id: int, stamp: datetime) -> int:
+        return batch_id  # every chunk is in the batch's transaction already
+
     def rollback(self) -> None:
         self.con.rollback()
 

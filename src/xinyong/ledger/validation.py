@@ -62,20 +62,40 @@ def _type_message(spec: AttributeSpec) -> str:
     return "'must be text'"
 
 
-def _value_sql(spec: AttributeSpec, raw: str) -> str:
-    """The value of one attribute from its JSON text `raw` (DOUBLE for numbers)."""
-    if spec.type in ("integer", "number"):
+#: How `raw` carries an attribute's value: JSON (text, or a struct field of another
+#: type turned into JSON), a typed VARCHAR field, or a typed number (as DOUBLE).
+JSON, TEXT, NUMBER = "json", "text", "number"
+
+
+def _value_sql(spec: AttributeSpec, raw: str, form: str = JSON) -> str:
+    """The value of one attribute from `raw` (DOUBLE for numbers, NULL where `raw`
+    is of the wrong kind: its check reports that)."""
+    numeric = spec.type in ("integer", "number")
+    if form == TEXT and numeric:
+        return "CAST(NULL AS DOUBLE)"
+    if form == TEXT:
+        return f"upper(trim({raw}))" if spec.type == "person_id" else raw
+    if form == NUMBER:
+        return raw if numeric else "CAST(NULL AS VARCHAR)"
+    if numeric:
         return f"TRY_CAST({raw} AS DOUBLE)"
     if spec.type == "person_id":
         return f"upper(trim({raw}->>'$'))"
     return f"{raw}->>'$'"
 
 
-def _check_sql(spec: AttributeSpec, raw: str, v: str) -> str:
+def _check_sql(spec: AttributeSpec, raw: str, v: str, form: str = JSON) -> str:
     """The first problem (text) with a present attribute, or NULL; raw is its JSON
-    text, v its value (_value_sql)."""
+    text (or typed value, `form`), v its value (_value_sql). A typed value gets the
+    same answers as its JSON text would (a number is not text, a text not a number;
+    NaN and infinities are not numbers), without the text round trip."""
     if spec.type in ("string", "enum", "person_id", "date"):
-        err = f"CASE WHEN NOT starts_with(CAST({raw} AS VARCHAR), '\"') THEN 'must be text'"
+        if form == NUMBER:
+            return "'must be text'"
+        if form == TEXT:
+            err = "CASE WHEN false THEN NULL"
+        else:
+            err = f"CASE WHEN NOT starts_with(CAST({raw} AS VARCHAR), '\"') THEN 'must be text'"
         err += (
             f" WHEN length({v}) > {spec.text_limit} THEN "
             f"'must be at most {spec.text_limit} characters'"
@@ -94,8 +114,12 @@ def _check_sql(spec: AttributeSpec, raw: str, v: str) -> str:
         elif spec.type == "string":
             err += f" WHEN {v} = '' THEN 'must not be empty'"
         return err + " END"
+    if form == TEXT:
+        return _type_message(spec)
     first = f"left(CAST({raw} AS VARCHAR), 1)"
-    numeric = f"({first} BETWEEN '0' AND '9' OR {first} = '-')"
+    numeric = (
+        f"isfinite({v})" if form == NUMBER else f"({first} BETWEEN '0' AND '9' OR {first} = '-')"
+    )
     if spec.type == "integer":
         err = (
             f"CASE WHEN NOT {numeric} OR {v} IS NULL OR {v} <> floor({v})"
@@ -268,30 +292,38 @@ def _group(
     return out
 
 
-def _parse_sql(struct: str, fields: tuple[str, ...] | None) -> str:
+def _parse_sql(struct: str, fields: tuple[tuple[str, str], ...] | None) -> str:
     """The `parsed` step: each row's attributes as a struct `j` of ALL catalog
-    attribute names (JSON values) and its key list. `fields` None: `attributes` is
-    JSON text, parsed once. Otherwise `attributes` is a typed STRUCT with these fields
-    (catalog names, checked by the caller): its values are taken as they are, no
-    text round trip; a null field is an absent key, as in `readers.struct_to_json`."""
+    attribute names and its key list. `fields` None: `attributes` is JSON text, parsed
+    once (`j` of JSON values). Otherwise `attributes` is a typed STRUCT with these
+    fields (catalog names, checked by the caller) and how each is read (`typed_forms`):
+    text and numbers are taken as they are, no text round trip; other types as JSON.
+    A null field is an absent key, as in `readers.struct_to_json`."""
     if fields is None:
         return (
             f"SELECT p.*, t.* EXCLUDE (tid), try(json_transform(attributes, '{struct}')) AS j, "
             "try(json_keys(attributes)) AS keys "
             "FROM _xin_part p LEFT JOIN _xin_types t USING (tid)"
         )
-    present = set(fields)
-    for n in fields:
+    forms = dict(fields)
+    for n in forms:
         _lit(n)
-    parts = ", ".join(
-        f"{n} := CAST(to_json(struct_extract(p.attributes, {_lit(n)})) AS JSON)"
-        if n in present
-        else f"{n} := CAST(NULL AS JSON)"
-        for n in attr_specs()
-    )
+
+    def member(n: str) -> str:
+        field = f"struct_extract(p.attributes, {_lit(n)})"
+        form = forms.get(n)
+        if form == TEXT:
+            return f"CAST({field} AS VARCHAR)"
+        if form == NUMBER:
+            return f"CAST({field} AS DOUBLE)"
+        if form == JSON:
+            return f"CAST(to_json({field}) AS JSON)"
+        return "CAST(NULL AS JSON)"
+
+    parts = ", ".join(f"{n} := {member(n)}" for n in attr_specs())
     keys = ", ".join(
         f"CASE WHEN struct_extract(p.attributes, {_lit(n)}) IS NOT NULL THEN {_lit(n)} END"
-        for n in fields
+        for n in forms
     )
     return (
         "SELECT p.* EXCLUDE (attributes), "
@@ -316,8 +348,26 @@ def typed_fields(attrs: pa.DataType) -> tuple[str, ...] | None:
     return names
 
 
+def typed_forms(attrs: pa.DataType) -> tuple[tuple[str, str], ...] | None:
+    """`typed_fields` with how the validation statement reads each: TEXT (a string
+    field), NUMBER (an integer or floating-point field), JSON (any other type)."""
+    names = typed_fields(attrs)
+    if names is None:
+        return None
+    out = []
+    for i, n in enumerate(names):
+        t = attrs.field(i).type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            out.append((n, TEXT))
+        elif pa.types.is_integer(t) or pa.types.is_float32(t) or pa.types.is_float64(t):
+            out.append((n, NUMBER))
+        else:
+            out.append((n, JSON))
+    return tuple(out)
+
+
 @cache
-def validation_sql(fields: tuple[str, ...] | None = None) -> str:
+def validation_sql(fields: tuple[tuple[str, str], ...] | None = None) -> str:
     """The set-wise validation of a whole batch in ONE statement (table _xin_part, the
     input with its envelope lookups; _xin_types, the catalog per record type; _xin_ids,
     the classified identifiers), see the module docstring. One plan for all record
@@ -325,7 +375,8 @@ def validation_sql(fields: tuple[str, ...] | None = None) -> str:
     _xin_types.
 
     The attributes are parsed once into a struct of ALL catalog attribute names as
-    JSON text, plus the key list. A row whose keys are exactly non-null names allowed
+    JSON text (from a typed struct, `fields`: its text and number fields as they are,
+    see `typed_forms`), plus the key list. A row whose keys are exactly non-null names allowed
     for its type, with all required among them (bit masks), takes the fast path; the
     others get the exact key checks. Each present attribute is then checked against
     its type's spec, in name order."""
@@ -342,13 +393,14 @@ def validation_sql(fields: tuple[str, ...] | None = None) -> str:
         "coalesce(len(keys) = bit_count(mask) AND (mask & allowed) = mask "
         f"AND (mask & required) = required AND (len(keys) > 0 OR {_IS_OBJECT}), false)"
     )
+    forms = dict(fields or ())
     values, checks, errors, typed, canon = [], [], [], [], []
     for n, per in specs.items():
-        raw, v, col = f"j.{n}", f"v_{n}", attribute_column(n)
-        value = _by_type(_group(per, partial(_value_sql, raw=raw)), every=True)
+        raw, v, col, form = f"j.{n}", f"v_{n}", attribute_column(n), forms.get(n, JSON)
+        value = _by_type(_group(per, partial(_value_sql, raw=raw, form=form)), every=True)
         default = _by_type(_group(per, lambda s: None if s.default is None else _default_sql(s)))
         values.append(f"CASE WHEN {raw} IS NOT NULL THEN CASE {value} END {default} END AS {v}")
-        check = _by_type(_group(per, partial(_check_sql, raw=raw, v=v)), every=True)
+        check = _by_type(_group(per, partial(_check_sql, raw=raw, v=v, form=form)), every=True)
         checks.append(f"CASE WHEN {raw} IS NOT NULL THEN CASE {check} END END AS e_{n}")
         message = _by_type(_group(per, _type_message), every=True)
         errors.append(
@@ -460,7 +512,7 @@ def stage_chunk(con: Any, ids: pa.Table, part: pa.Table, stamp: Any) -> int:
     through Arrow) for the duplicate checks and the append. Returns its row count."""
     from xinyong.ledger.store import registered
 
-    fields = typed_fields(part.schema.field("attributes").type)
+    fields = typed_forms(part.schema.field("attributes").type)
     with registered(con, _xin_ids=ids, _xin_part=part, _xin_types=types_table()):
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {STAGE} AS {validation_sql(fields)}",
