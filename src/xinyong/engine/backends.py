@@ -274,6 +274,16 @@ def spark_session(master: str = "local[2]") -> Any:
         # generation exceeds the JVM's 64 KB method limit, then falls back to the
         # interpreter anyway after compiling for nothing.
         .config("spark.sql.codegen.wholeStage", "false")
+        # The results (scores, entries, consequences) come back to the driver whole
+        # (`_fetch`), to be materialized in the registry: Spark's default cap on them
+        # (1 GiB) would refuse a large city outright, so there is none (the driver's
+        # memory bounds them). Task results go to the driver directly rather than
+        # through the block manager: at 1 M persons (119-275 MB per task) one run in
+        # three lost a result there (TaskResultLost, README "Per engine"), and a run
+        # with these settings did not.
+        .config("spark.driver.maxResultSize", "0")
+        .config("spark.task.maxDirectResultSize", "2047m")
+        .config("spark.rpc.message.maxSize", "2047")
     )
     try:
         _SESSION = builder.getOrCreate()
