@@ -120,12 +120,14 @@ def test_a_key_made_on_one_host_authenticates_on_another(url: str, hosts: Host) 
 
 
 _APPENDER = """
-import sys
+import os, sys, time
 from xinyong.audit.chain import AuditChain
 chain = AuditChain.of_registry(sys.argv[1])
 name = sys.argv[2]
-while not __import__("os").path.exists(sys.argv[3]):
-    pass
+chain.about("nobody")  # connected before the start, so that the writers start together
+open(sys.argv[3] + "." + name, "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.002)
 for i in range(40):
     chain.append(principal=name, role="service", action="check", outcome="allowed",
                  subject="s", detail={"i": i, "name": name})
@@ -152,7 +154,10 @@ def test_processes_on_two_hosts_append_one_chain(url: str, hosts: Host, tmp_path
                 stderr=subprocess.PIPE,
             )
         )
-    time.sleep(1.0)
+    ready = [Path(f"{start}.w{n}") for n in range(4)]
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        time.sleep(0.05)  # every writer imported and connected: start them together
     start.touch()
     for proc in procs:
         _, err = proc.communicate(timeout=300)
