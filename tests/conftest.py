@@ -11,12 +11,17 @@ that tests of the identifier module do not test it against itself.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
 
 from xinyong.ledger.store import Store
@@ -117,3 +122,40 @@ def person_id() -> str:
 @pytest.fixture
 def org_id() -> str:
     return make_uscc()
+
+
+#: The console script of this interpreter's environment.
+XINYONG = str(Path(sys.executable).with_name("xinyong"))
+
+
+@contextmanager
+def serving(url: str, **env: str) -> Iterator[httpx.Client]:
+    """`xinyong serve --workers 2` on the registry at `url` (extra environment in
+    `env`), as a real process on a free port; a client once it is ready, the server
+    stopped afterwards."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = subprocess.Popen(
+        [XINYONG, "serve", "--workers", "2", "--port", str(port), "--db", url],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.5)
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        server.communicate(timeout=60)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import make_person_id
+from conftest import XINYONG, make_person_id
 from xinyong.cli import _register, app
 
 _register()
@@ -31,7 +30,6 @@ FUZZ = settings(
 
 PERSON = make_person_id(date(1980, 2, 29), 31)
 COURT = "court:371082-rongcheng"
-XINYONG = str(Path(sys.executable).with_name("xinyong"))
 
 
 @pytest.fixture(scope="module")

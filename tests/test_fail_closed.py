@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_person_id
+from conftest import XINYONG, make_person_id
 from xinyong.cli import _register, app
 from xinyong.ledger.store import SCHEMA_VERSION, Store
 
@@ -28,7 +28,6 @@ runner = CliRunner()
 DEBTOR = make_person_id(date(1980, 2, 29), 31)
 COURT = "court:371082-rongcheng"
 CITY = "city:rongcheng"
-XINYONG = str(Path(sys.executable).with_name("xinyong"))
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -7,11 +7,6 @@ a real PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -20,7 +15,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_person_id, pg_database
+from conftest import make_person_id, pg_database, serving
 from xinyong.cli import _register, app
 from xinyong.cli.serve import demo_keys
 
@@ -29,7 +24,6 @@ runner = CliRunner()
 
 DEBTOR = make_person_id(date(1980, 2, 29), 31)
 COURT = "court:371082-rongcheng"
-XINYONG = str(Path(sys.executable).with_name("xinyong"))
 
 
 def cli(*args: str) -> str:
@@ -43,12 +37,6 @@ def _ok(response: httpx.Response) -> dict:
     return dict(response.json())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str, httpx.Client]]:
     """(registry URL, airline key, client) with two server workers on the registry."""
@@ -57,31 +45,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, httpx.Client]]:
         cli("sources", "add", COURT, "--kind", "court", "--db", url)
         cli("evaluate", "--as-of", "2024-06-01", "--db", url)  # nothing listed yet
         key = next(k for name, _, k in demo_keys(Path(url)) if name == "demo-airline")
-        port = _free_port()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        server = subprocess.Popen(
-            [XINYONG, "serve", "--workers", "2", "--port", str(port), "--db", url],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, server.communicate()[1][-2000:]
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.5)
+        with serving(url) as client:
             yield url, key, client
-        finally:
-            client.close()
-            server.terminate()
-            server.communicate(timeout=60)
 
 
 def test_a_check_reflects_a_new_evaluation_in_every_worker(

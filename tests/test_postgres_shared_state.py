@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,13 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from conftest import make_person_id, pg_database
+from conftest import make_person_id, pg_database, serving
 from xinyong.access import operations as ops
 from xinyong.access.permissions import Refused
 from xinyong.access.principals import PrincipalBook, local_operator, principals_path
@@ -44,7 +42,6 @@ _register()
 runner = CliRunner()
 
 SUBJECT = make_person_id()
-XINYONG = str(Path(sys.executable).with_name("xinyong"))
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -333,39 +330,10 @@ def test_a_fresh_registry_has_the_process_tables_with_duckdb_columns(
     assert have == want
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_server_on_one_host_sees_keys_and_revocations_made_on_another(
     url: str, hosts: Host
 ) -> None:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "XINYONG_STATE_DIR": str(hosts.dir("a")),
-    }
-    server = subprocess.Popen(
-        [XINYONG, "serve", "--workers", "2", "--port", str(port), "--db", url],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.5)
+    with serving(url, XINYONG_STATE_DIR=str(hosts.dir("a"))) as client:
         hosts.on("b")
         reg = ops.Registry(Path(url))
         _, key = ops.add_principal(reg, local_operator(), "watcher", "auditor")
@@ -379,10 +347,6 @@ def test_a_server_on_one_host_sees_keys_and_revocations_made_on_another(
         # the server's refusals are in the one chain
         refused = [e for e in reg.audit.entries() if e.action == "authenticate"]
         assert len(refused) == 4 and reg.audit.verify().ok
-    finally:
-        client.close()
-        server.terminate()
-        server.communicate(timeout=60)
 
 
 def test_a_replaced_registry_keeps_its_audit_chain_and_principals(url: str) -> None:
