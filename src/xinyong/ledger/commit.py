@@ -20,7 +20,7 @@ from xinyong.ledger import generation
 from xinyong.ledger.duplicates import duplicates_and_revocations
 from xinyong.ledger.location import local_base
 from xinyong.ledger.readers import Reject
-from xinyong.ledger.store import Store, record_columns, registered
+from xinyong.ledger.store import Store, record_columns, registered, stamped_projection
 
 
 @dataclass
@@ -242,13 +242,8 @@ class _DuckDBWriter:
         row = self.con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
         batch_id = int(row[0]) if row else 1
         cols = list(record_columns())
-        select = ", ".join(
-            "CAST($stamp AS TIMESTAMP)"
-            if c == "recorded_at"
-            else "CAST($batch AS BIGINT)"
-            if c == "batch_id"
-            else c
-            for c in cols
+        select = stamped_projection(
+            "CAST($stamp AS TIMESTAMP)", "CAST($batch AS BIGINT)", lambda c: c
         )
         self.con.execute(
             f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM {STAGED}",

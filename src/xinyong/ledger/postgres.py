@@ -57,6 +57,7 @@ from xinyong.ledger.store import (
     RegistryOutdated,
     Store,
     _quote,
+    stamped_projection,
 )
 
 #: The Alembic revision this xinyong needs (tests hold it to the scripts' head).
@@ -628,13 +629,8 @@ def _append(
     stage("writing")
     con.register("_xin_ex", pa.table({"_row": pa.array(sorted(excluded), pa.int64())}))
     cols = list(record_columns())
-    select = ", ".join(
-        "CAST(%(stamp)s AS timestamp)"
-        if c == "recorded_at"
-        else "CAST(%(batch)s AS bigint)"
-        if c == "batch_id"
-        else f"v.{_quote(c)}"
-        for c in cols
+    select = stamped_projection(
+        "CAST(%(stamp)s AS timestamp)", "CAST(%(batch)s AS bigint)", lambda c: f"v.{_quote(c)}"
     )
     # A record another importer committed meanwhile is skipped here (the unique key);
     # the next statement (a new snapshot under READ COMMITTED) sees what it committed

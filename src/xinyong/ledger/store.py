@@ -104,6 +104,16 @@ def _quote(name: str) -> str:
     return f'"{name}"'
 
 
+def stamped_projection(stamp: str, batch: str, column: Callable[[str], str]) -> str:
+    """The select list that writes staged rows into ``records``: every record column
+    as ``column(name)`` gives it, but ``recorded_at`` and ``batch_id`` from the batch's
+    placeholders ``stamp`` and ``batch`` (each backend's parameter syntax)."""
+    return ", ".join(
+        stamp if c == "recorded_at" else batch if c == "batch_id" else column(c)
+        for c in record_columns()
+    )
+
+
 def record_columns() -> dict[str, str]:
     """Column name -> SQL type of the records table, in order."""
     columns = {
