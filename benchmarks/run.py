@@ -79,22 +79,37 @@ def phase_import(city: Path, db: Path) -> dict[str, Any]:
             install_pack(store, path)
         for item in sources:
             register_source(store, item["source_id"], item["kind"])
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu()
         accepted = rejected = 0
-        per_batch = []
+        per_batch, per_file = [], []
         for path in files:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu()
             result = import_file(store, path, progress=False)
-            per_batch.append(round(time.perf_counter() - t0, 3))
+            wall, used = time.perf_counter() - t0, _cpu() - c0
+            per_batch.append(round(wall, 3))
             accepted += result.accepted
             rejected += result.rejected
-        seconds = time.perf_counter() - started
+            # the cost per record as the ledger grows (the duplicate check reads it)
+            per_file.append(
+                {
+                    "file": path.name,
+                    "accepted": result.accepted,
+                    "seconds": round(wall, 3),
+                    "cpu_seconds": round(used, 3),
+                    "ledger_before": accepted - result.accepted,
+                    "load": round(os.getloadavg()[0], 2),
+                }
+            )
+            print(f"    import {json.dumps(per_file[-1])}", file=sys.stderr, flush=True)
+        seconds, cpu = time.perf_counter() - started, _cpu() - cpu
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "accepted": accepted,
         "rejected": rejected,
         "records_per_s": accepted / seconds,
         "batch_seconds": per_batch,
+        "files": per_file,
     }
 
 
@@ -199,16 +214,24 @@ def phase_incremental(db: Path) -> dict[str, Any]:
         t0, cpu = time.perf_counter(), _cpu()
         stored = compiled.store_plans(store, installed_packs(store, parse_instant(AS_OF)))
         compile_s, compile_cpu = time.perf_counter() - t0, _cpu() - cpu
+    shapes = {"spread": None, "focused": NEW_SHARE}
+    wanted = os.environ.get("XINYONG_BENCH_INCREMENTAL_SHAPES", "spread,focused").split(",")
+    full = os.environ.get("XINYONG_BENCH_INCREMENTAL_FULL", "1") == "1"
     return {
         "compile_seconds": compile_s,
         "compile_cpu_seconds": compile_cpu,
         "plans_compiled": stored,
-        "spread": _incremental(db, "spread", NEW_SHARE, None),
-        "focused": _incremental(db, "focused", NEW_SHARE, NEW_SHARE),
+        **{name: _incremental(db, name, NEW_SHARE, shapes[name], full) for name in wanted},
     }
 
 
-def _incremental(db: Path, name: str, share: float, subjects_share: float | None) -> dict[str, Any]:
+def _incremental(
+    db: Path, name: str, share: float, subjects_share: float | None, full: bool = True
+) -> dict[str, Any]:
+    """``full``: also time a full evaluation of the registry with the new records
+    and compare the tables; without it (``--incremental-no-full``, for sizes where a
+    second full run does not fit), the ratio is taken against the ``evaluate`` phase's
+    full run, before the new records (`_ratios`), and the tables are not compared."""
     import shutil
 
     from xinyong.catalog import load_catalog
@@ -239,13 +262,17 @@ def _incremental(db: Path, name: str, share: float, subjects_share: float | None
                 return seconds, cpu, time.perf_counter() - t0, out, sums
 
             inc_s, inc_cpu, inc_pub, inc, inc_sums = run(full=False)
-            full_s, full_cpu, full_pub, full, full_sums = run(full=True)
+            if full:
+                full_s, full_cpu, full_pub, whole, full_sums = run(full=True)
+            subjects = store.sql.execute(
+                "SELECT count(DISTINCT subject_id) FROM records"
+            ).fetchone()
     finally:
         copy.unlink(missing_ok=True)
         Path(f"{copy}.generation").unlink(missing_ok=True)
         Path(f"{copy}.snapshot").unlink(missing_ok=True)
         new.unlink(missing_ok=True)
-    return {
+    out = {
         "records_before": before[0] if before else 0,
         "new_records": rows,
         "accepted": imported.accepted,
@@ -254,17 +281,23 @@ def _incremental(db: Path, name: str, share: float, subjects_share: float | None
         "why": inc.why,
         "recomputed_by": inc.how,
         "subjects_recomputed": inc.subjects_recomputed,
-        "subjects": full.subjects_recomputed,
+        "subjects": subjects[0] if subjects else None,
         "incremental_seconds": inc_s,
         "incremental_cpu_seconds": inc_cpu,
         "incremental_steps": {k: round(v, 3) for k, v in inc.seconds.items()},
-        "full_seconds": full_s,
-        "full_cpu_seconds": full_cpu,
-        "ratio": inc_s / full_s,
-        "ratio_cpu": inc_cpu / full_cpu,
-        "publish_seconds": (inc_pub + full_pub) / 2,
-        "tables_equal": inc_sums == full_sums,
+        "publish_seconds": inc_pub,
     }
+    if full:
+        out.update(
+            subjects=whole.subjects_recomputed,
+            full_seconds=full_s,
+            full_cpu_seconds=full_cpu,
+            ratio=inc_s / full_s,
+            ratio_cpu=inc_cpu / full_cpu,
+            publish_seconds=(inc_pub + full_pub) / 2,
+            tables_equal=inc_sums == full_sums,
+        )
+    return out
 
 
 def _sample_subjects(db: Path) -> tuple[str, str]:
@@ -522,13 +555,12 @@ PHASES = {
 
 
 def _run_phase(name: str, *args: str) -> dict[str, Any]:
+    # the phase's progress lines and errors go straight to this process's stderr
     out = subprocess.run(
-        [sys.executable, __file__, "--phase", name, *args],
-        capture_output=True,
-        text=True,
+        [sys.executable, __file__, "--phase", name, *args], stdout=subprocess.PIPE, text=True
     )
     if out.returncode != 0:
-        sys.exit(f"phase {name} failed:\n{out.stderr[-4000:]}")
+        sys.exit(f"phase {name} failed (exit {out.returncode}); its errors are above")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"  {name}: {json.dumps(result)[:300]}", flush=True)
     return result
@@ -547,9 +579,24 @@ def main() -> None:
         "--phases",
         help="comma-separated phases to run (default all), e.g. evaluate_point,baseline_full",
     )
+    parser.add_argument(
+        "--incremental-shapes",
+        default="spread,focused",
+        help="the incremental phase's shapes of 1 %% new records: spread, focused or both",
+    )
+    parser.add_argument(
+        "--incremental-no-full",
+        action="store_true",
+        help="the incremental phase does not run a second full evaluation; its ratio is "
+        "against the evaluate phase's (for sizes where a second full run does not fit)",
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if not set(opts.incremental_shapes.split(",")) <= {"spread", "focused"}:
+        parser.error("--incremental-shapes: spread, focused or spread,focused")
+    os.environ["XINYONG_BENCH_INCREMENTAL_SHAPES"] = opts.incremental_shapes
+    os.environ["XINYONG_BENCH_INCREMENTAL_FULL"] = "0" if opts.incremental_no_full else "1"
     if opts.phase:
         if opts.phase == "generate":
             result = phase_generate(int(opts.args[0]), Path(opts.args[1]))
@@ -578,13 +625,17 @@ def run_sizes(opts: argparse.Namespace) -> None:
         db = opts.registry or DATA / f"registry-{persons}.duckdb"
         wanted = set(opts.phases.split(",")) if opts.phases else None
         result: dict[str, Any] = {"persons": persons, "machine": machine}
+        name = f"{persons}.json" if wanted is None else f"{persons}-{'-'.join(sorted(wanted))}.json"
+
         if opts.registry is None:
             if not (city / "sources.json").exists():
                 result["generate"] = _run_phase("generate", str(persons), str(city))
+                _save(result, name)
             result["import"] = _run_phase("import", str(city), str(db))
+            _save(result, name)
         # The baseline compares its rows with the point evaluation just materialized,
         # so it runs right after it (the timeline evaluation replaces those rows).
-        for name in (
+        for phase in (
             "evaluate_point",
             "baseline_full",
             "evaluate",
@@ -595,14 +646,18 @@ def run_sizes(opts: argparse.Namespace) -> None:
             "checks",
             "zen",
         ):
-            if wanted is None or name in wanted:
-                result[name] = _run_phase(name, str(db))
-        result["ratios"] = _ratios(result)
-        name = f"{persons}.json" if wanted is None else f"{persons}-{'-'.join(sorted(wanted))}.json"
-        (RESULTS / name).write_text(json.dumps(result, indent=2))
+            if wanted is None or phase in wanted:
+                result[phase] = _run_phase(phase, str(db))
+                _save(result, name)
         _print_table(result)
         if wanted is not None:
             print(json.dumps(result["ratios"], indent=2))
+
+
+def _save(result: dict[str, Any], name: str) -> None:
+    """Written after every phase: a long run that fails keeps what it measured."""
+    result["ratios"] = _ratios(result)
+    (RESULTS / name).write_text(json.dumps(result, indent=2))
 
 
 def _ratios(r: dict[str, Any]) -> dict[str, Any]:
@@ -618,6 +673,15 @@ def _ratios(r: dict[str, Any]) -> dict[str, Any]:
     if base is not None and line is not None:
         out["engine_timeline_vs_sql_baseline_point"] = line["seconds"] / base["seconds"]
         out["engine_timeline_vs_sql_baseline_point_cpu"] = line["cpu_seconds"] / base["cpu_seconds"]
+    inc = r.get("incremental") or {}
+    for shape in ("spread", "focused"):
+        one = inc.get(shape)
+        if one and "ratio" not in one and line is not None:
+            # no second full run: against the evaluate phase's (before the new records)
+            out[f"incremental_{shape}_vs_evaluate"] = one["incremental_seconds"] / line["seconds"]
+            out[f"incremental_{shape}_vs_evaluate_cpu"] = (
+                one["incremental_cpu_seconds"] / line["cpu_seconds"]
+            )
     if "zen" in r:
         out["zen_eval_vs_engine"] = r["zen"]["zen_eval_vs_engine"]
         out["zen_end_to_end_vs_engine"] = r["zen"]["zen_end_to_end_vs_engine"]
@@ -681,6 +745,17 @@ def _print_table(r: dict[str, Any]) -> None:
         for name in ("spread", "focused"):
             one = inc.get(name)
             if not one:
+                continue
+            if "ratio" not in one:
+                print(
+                    f"| {r['persons']:,} ({name}) | {one['accepted']:,} | "
+                    f"{one['subjects_recomputed']:,} of {f(one.get('subjects'), ',')} | "
+                    f"{one['incremental_seconds']:.1f} | (evaluate phase) "
+                    f"{f(get('evaluate', 'seconds'), '.1f')} | "
+                    f"{f(get('ratios', f'incremental_{name}_vs_evaluate'), '.1%')} | "
+                    f"{f(get('ratios', f'incremental_{name}_vs_evaluate_cpu'), '.1%')} | "
+                    f"{one['publish_seconds']:.1f} | not compared |"
+                )
                 continue
             print(
                 f"| {r['persons']:,} ({name}) | {one['accepted']:,} "
