@@ -838,15 +838,3 @@ def test_a_file_of_many_chunks_is_decided_as_one_batch(
     assert (again.accepted, again.duplicates, again.batch_id) == (0, 1001, None)
     assert count(reg) == 1001 and count(reg, "batches") == 2
 
-
-def test_a_batch_is_stored_in_subject_order(reg: Store, tmp_path: Path) -> None:
-    """A batch's rows enter `records` grouped by subject (input order within one), so
-    that a one-subject read can skip the row groups of other subjects."""
-    rows = _many(500)  # 97 people, round-robin: every subject's rows far apart
-    import_file(reg, _write(tmp_path / "x.jsonl", rows), progress=False)
-    stored = reg.sql.execute("SELECT subject_id, record_id FROM records ORDER BY rowid").fetchall()
-    expected = sorted(
-        ((r["subject_id"], r["record_id"]) for r in rows),
-        key=lambda sr: (sr[0], int(sr[1][1:])),
-    )
-    assert stored == expected

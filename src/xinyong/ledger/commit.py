@@ -208,8 +208,6 @@ STAGED = "_xin_staged"
 #: The columns a staged row keeps beside the records table's: the input row (for
 #: rejects), and what `duplicates_and_revocations` reads of a batch.
 _BATCH_COLUMNS = {"_row": "BIGINT", "err_field": "VARCHAR"}
-#: The order of a batch's rows in `records`: by subject, then as in the input.
-SUBJECT_ORDER = "subject_id, _row"
 _SAME_AS_LEDGER = " AND ".join(
     f"r.{c} = s.{c}" for c in ("record_id", "subject_id", "type", "occurred_at", "source")
 )
@@ -286,12 +284,8 @@ class _DuckDBWriter:
         select = stamped_projection(
             "CAST($stamp AS TIMESTAMP)", "CAST($batch AS BIGINT)", lambda c: c
         )
-        # In subject order: DuckDB keeps insertion order, and each row group's min/max
-        # of subject_id then lets a one-subject read (a replay, `explain`, a report)
-        # skip nearly all of a large ledger instead of scanning it (SUBJECT_ORDER).
         self.con.execute(
-            f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM {STAGED} "
-            f"ORDER BY {SUBJECT_ORDER}",
+            f"INSERT INTO records ({', '.join(cols)}) SELECT {select} FROM {STAGED}",
             {"stamp": stamp, "batch": batch_id},
         )
         return batch_id
