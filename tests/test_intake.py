@@ -531,7 +531,7 @@ def test_a_failed_staged_import_leaves_nothing_in_the_open_store(
     with pytest.raises(RuntimeError):
         import_file(reg, src, progress=False)
     assert count(reg) == 0 and count(reg, "batches") == 0
-    assert commit.STAGED not in _tables(reg)
+    assert {commit.STAGED, commit.LEDGER} & _tables(reg) == set()
     monkeypatch.setattr(commit, "_before_commit", None)
     res = import_file(reg, src, progress=False)
     assert (res.accepted, res.duplicates, res.batch_id) == (1000, 0, 1)
@@ -797,11 +797,11 @@ def test_chunks_are_one_batch_and_batch_rows_commit_each(
 def test_a_file_of_many_chunks_is_decided_as_one_batch(
     reg: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Duplicates, conflicts and revocation targets are decided over the whole file
-    (against the ledger, once), whatever the chunk size: a row conflicting with an
-    earlier row of another chunk names that row; rows identical to the ledger are
-    duplicates; a revocation finds its target staged chunks earlier; a rerun of the
-    file is all duplicates and commits nothing."""
+    """Duplicates, conflicts and revocation targets are decided over the whole file,
+    whatever the chunk size: a row conflicting with an earlier row of another chunk is
+    refused (the rows staged so far count as the ledger); rows identical to the ledger
+    are duplicates; a revocation finds its target staged chunks earlier; a rerun of
+    the file is all duplicates and commits nothing."""
     monkeypatch.setenv("XINYONG_IMPORT_CHUNK_ROWS", "300")
     submit(reg, _many(100), recorded_at=RECORDED)  # m0..m99 in the ledger
     rows = _many(1000)
@@ -825,7 +825,7 @@ def test_a_file_of_many_chunks_is_decided_as_one_batch(
     res = import_file(reg, src, progress=False, recorded_at=RECORDED)
     assert (res.accepted, res.duplicates, res.rejected) == (901, 100, 3)
     assert [(r.row, r.record_id, r.reason) for r in res.rejects] == [
-        (1001, "m500", "conflict: record_id already used with other content in row 501"),
+        (1001, "m500", "conflict: record_id already in the ledger with other content"),
         (1002, "m10", "conflict: record_id already in the ledger with other content"),
         (
             1004,

@@ -146,9 +146,9 @@ def commit_batch(
         for staged, early in chunks:
             rejects.extend(early)
             result.rows += staged + len(early)
-            writer.append(rejects, batch_id, stamp, stage)
-        stage("duplicates")
-        result.accepted, result.duplicates = writer.settle(rejects)
+            accepted, duplicates = writer.append(rejects, batch_id, stamp, stage)
+            result.accepted += accepted
+            result.duplicates += duplicates
         rejects.sort(key=lambda r: r.row)
         result.rejected = len(rejects)
         if (strict and rejects) or result.accepted == 0:
@@ -180,20 +180,16 @@ def commit_batch(
 
 
 class BatchWriter(Protocol):
-    """What `commit_batch` asks of a backend: a batch id, each chunk's valid rows (the
-    chunk staged now) set aside (`append`, which adds the chunk's rejects), `settle`:
-    duplicates, conflicts and revocation targets decided (rejects added), the batch's
-    accepted and duplicate counts; then `finish`: the batch's transaction holds all of
-    its rows (its final batch id), and `commit_batch` adds the `batches` row and ends
-    it."""
+    """What `commit_batch` asks of a backend: a batch id, each chunk's valid new rows
+    (the chunk staged now) set aside, then `finish`: the batch's transaction holds all
+    of its rows (its final batch id), and `commit_batch` adds the `batches` row and
+    ends it."""
 
     def begin(self) -> int: ...
 
     def append(
         self, rejects: list[Reject], batch_id: int, stamp: datetime, stage: Callable[[str], None]
-    ) -> None: ...
-
-    def settle(self, rejects: list[Reject]) -> tuple[int, int]: ...
+    ) -> tuple[int, int]: ...
 
     def finish(self, batch_id: int, stamp: datetime) -> int: ...
 
@@ -202,78 +198,43 @@ class BatchWriter(Protocol):
     def commit(self) -> None: ...
 
 
-#: The DuckDB writer's staging table (a temporary table): every chunk's valid rows,
-#: with their input row number, until `settle` and `finish` (`duplicates.BATCHES`).
+#: The DuckDB writer's staging table (a temporary table) and its view of the ledger
+#: with the rows staged so far (`duplicates.LEDGERS`).
 STAGED = "_xin_staged"
-#: The columns a staged row keeps beside the records table's: the input row (for
-#: rejects), and what `duplicates_and_revocations` reads of a batch.
-_BATCH_COLUMNS = {"_row": "BIGINT", "err_field": "VARCHAR"}
-_SAME_AS_LEDGER = " AND ".join(
-    f"r.{c} = s.{c}" for c in ("record_id", "subject_id", "type", "occurred_at", "source")
-)
+LEDGER = "_xin_ledger"
+_CONTENT = "record_id, subject_id, type, occurred_at, source, attributes"
 
 
 class _DuckDBWriter:
     """A batch in the registry file, staged, then committed once. Each chunk's valid
-    rows are appended to a TEMPORARY table (`STAGED`) in a transaction of their own,
-    so that DuckDB may spill them under the import's memory limit: memory does not
-    hold the file (unlike one transaction holding every chunk's rows; the README's
-    "Import" has the figures). `settle` decides duplicates, conflicts and revocation
-    targets over all of them at once: the ledger's record ids are scanned once per
-    file, not once per chunk (a 133 M-record ledger made that most of an import's
-    time). `finish` moves them into `records` in the batch's ONE transaction, which
-    `commit_batch` ends with its `batches` row. A temporary table belongs to this
-    connection and is not kept in the registry file: readers never see staged rows,
-    and a killed import leaves nothing behind (its rows were never in `records`), so
-    a rerun accepts the whole file."""
+    new rows are appended to a TEMPORARY table (`STAGED`) in a transaction of their
+    own, so that DuckDB may spill them under the import's memory limit: memory does
+    not hold the file (unlike one transaction holding every chunk's rows; the
+    README's "Import" has the figures). `finish` moves them into `records` in the batch's
+    ONE transaction, which `commit_batch` ends with its `batches` row. A temporary
+    table belongs to this connection and is not kept in the registry file: readers
+    never see staged rows, and a killed import leaves nothing behind (its rows were
+    never in `records`), so a rerun accepts the whole file."""
 
     def __init__(self, store: Store) -> None:
         self.con = store.sql
         self.open = False
-        self.staged = 0
 
     def begin(self) -> int:
         cols = {c: t.removesuffix(" NOT NULL") for c, t in record_columns().items()}
         del cols["recorded_at"], cols["batch_id"]
-        cols.update(_BATCH_COLUMNS)
         body = ", ".join(f"{c} {t}" for c, t in cols.items())  # catalog names, checked
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} ({body})")
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {LEDGER} AS SELECT {_CONTENT} FROM records "
+            f"UNION ALL SELECT {_CONTENT} FROM {STAGED}"
+        )
         return 0  # decided by `finish`, inside the batch's transaction
 
     def append(
         self, rejects: list[Reject], batch_id: int, stamp: datetime, stage: Callable[[str], None]
-    ) -> None:
-        """Stage the chunk's (`_xin_v`'s) valid rows, in a transaction of their own;
-        add its invalid rows to `rejects`."""
-        invalid = self.con.execute(
-            "SELECT _row, record_id, err_field, err_reason FROM _xin_v WHERE err_field IS NOT NULL"
-        ).fetchall()
-        for row, rid, fld, reason in invalid:
-            rejects.append(Reject(rid, int(row), fld, reason))
-        stage("writing")
-        cols = [c for c in record_columns() if c not in ("recorded_at", "batch_id")]
-        cols += list(_BATCH_COLUMNS)
-        self.con.execute(
-            f"INSERT INTO {STAGED} ({', '.join(cols)}) SELECT {', '.join(cols)} "
-            "FROM _xin_v WHERE err_field IS NULL"
-        )
-
-    def settle(self, rejects: list[Reject]) -> tuple[int, int]:
-        """Decide the staged rows at once: those identical to a ledger record are
-        duplicates, dropped in one statement (a rerun of a large file does not bring
-        its rows into Python); the rest go through `duplicates_and_revocations`."""
-        row = self.con.execute(
-            f"DELETE FROM {STAGED} s WHERE EXISTS (SELECT 1 FROM records r "
-            f"WHERE {_SAME_AS_LEDGER} AND r.attributes = s.attributes)"
-        ).fetchone()
-        known = int(row[0]) if row else 0
-        excluded, duplicates = duplicates_and_revocations(self.con, rejects, STAGED)
-        if excluded:
-            ex = pa.table({"_row": pa.array(sorted(excluded), pa.int64())})
-            with registered(self.con, _xin_ex=ex):
-                self.con.execute(f"DELETE FROM {STAGED} WHERE _row IN (SELECT _row FROM _xin_ex)")
-        row = self.con.execute(f"SELECT count(*) FROM {STAGED}").fetchone()
-        return (int(row[0]) if row else 0), known + duplicates
+    ) -> tuple[int, int]:
+        return _append(self.con, rejects, stage)
 
     def finish(self, batch_id: int, stamp: datetime) -> int:
         self.con.execute("BEGIN TRANSACTION")
@@ -304,4 +265,34 @@ class _DuckDBWriter:
         self._drop()
 
     def _drop(self) -> None:
+        self.con.execute(f"DROP VIEW IF EXISTS {LEDGER}")
         self.con.execute(f"DROP TABLE IF EXISTS {STAGED}")
+
+
+def _append(con: Any, rejects: list[Reject], stage: Callable[[str], None]) -> tuple[int, int]:
+    """Stage the valid, new rows of _xin_v (one chunk), in a transaction of their own;
+    add its rejects. Returns (accepted, duplicates)."""
+    invalid = con.execute(
+        "SELECT _row, record_id, err_field, err_reason FROM _xin_v WHERE err_field IS NOT NULL"
+    ).fetchall()
+    for row, rid, fld, reason in invalid:
+        rejects.append(Reject(rid, int(row), fld, reason))
+    stage("duplicates")
+    # earlier chunks of the same file are staged: the ledger view holds them
+    excluded, duplicates = duplicates_and_revocations(con, rejects, LEDGER)
+    total = con.execute("SELECT count(*) FROM _xin_v").fetchone()
+    accepted = (int(total[0]) if total else 0) - len(invalid) - len(excluded)
+    if accepted == 0:
+        return 0, duplicates
+    stage("writing")
+    cols = [c for c in record_columns() if c not in ("recorded_at", "batch_id")]
+    where = "v.err_field IS NULL"
+    ex = pa.table({"_row": pa.array(sorted(excluded), pa.int64())})
+    if excluded:
+        where += " AND v._row NOT IN (SELECT _row FROM _xin_ex)"
+    with registered(con, _xin_ex=ex):
+        con.execute(
+            f"INSERT INTO {STAGED} SELECT {', '.join(f'v.{c}' for c in cols)} "
+            f"FROM _xin_v v WHERE {where}"
+        )
+    return accepted, duplicates

@@ -1,9 +1,6 @@
-"""Duplicates, conflicts and revocation targets of a validated batch, decided against
-the ledger and earlier rows of the same input. The work against the ledger is a
-semi-join on record_id (and one on revocation targets), once per batch: the records
-table has no index on record_id, so each such join scans its record ids (on DuckDB
-the whole file's staged rows are decided at once, not chunk by chunk, so that an
-import does not scan a large ledger once per chunk)."""
+"""Duplicates, conflicts and revocation targets of a validated batch (table _xin_v),
+decided against the ledger and earlier rows of the same input. Per-batch work
+against the ledger is a semi-join on record_id (and on revocation targets) only."""
 
 from __future__ import annotations
 
@@ -18,22 +15,19 @@ from xinyong.ledger.store import registered
 REVOKED = "record.revoked"
 
 
-#: The relations a batch may be read from (`duplicates_and_revocations`'s `batch`):
-#: one validated chunk (`validation.STAGE`), or a DuckDB import's rows staged from every
-#: chunk of the file (`commit.STAGED`). Both have `_row` (the input's row number),
-#: `err_field` (NULL when valid), the envelope, `source_kind` and the attr_ columns.
-BATCHES = ("_xin_v", "_xin_staged")
+#: The relations a ledger may be read from (`duplicates_and_revocations`'s `ledger`):
+#: the records table, or (a DuckDB import) the view of it with the rows staged so far.
+LEDGERS = ("records", "_xin_ledger")
 
 
 def duplicates_and_revocations(
-    con: Any, rejects: list[Reject], batch: str = "_xin_v"
+    con: Any, rejects: list[Reject], ledger: str = "records"
 ) -> tuple[set[int], int]:
-    """Rows of `batch` (one of `BATCHES`; those valid so far) not to insert, and the
-    duplicate count; adds rejects. The rows are decided in input order, against the
-    records table and the batch's earlier rows."""
-    if batch not in BATCHES:
-        raise ValueError(f"not a batch relation: {batch!r}")
-    ledger = "records"
+    """Rows of _xin_v (valid so far) not to insert, and the duplicate count; adds rejects.
+    `ledger`: the relation (one of `LEDGERS`) holding the ledger and the rows of the
+    same input accepted so far."""
+    if ledger not in LEDGERS:
+        raise ValueError(f"not a ledger relation: {ledger!r}")
     excluded: set[int] = set()
     duplicates = 0
     # record_ids seen twice in this input, or already in the ledger. Same content is
@@ -41,18 +35,18 @@ def duplicates_and_revocations(
     rows = con.execute(
         f"""
         WITH ids AS (
-          SELECT record_id FROM {batch} WHERE err_field IS NULL
+          SELECT record_id FROM _xin_v WHERE err_field IS NULL
           GROUP BY record_id HAVING count(*) > 1
           UNION
           SELECT DISTINCT r.record_id FROM {ledger} r
-          WHERE r.record_id IN (SELECT record_id FROM {batch} WHERE err_field IS NULL)
+          WHERE r.record_id IN (SELECT record_id FROM _xin_v WHERE err_field IS NULL)
         )
         SELECT v._row, v.record_id, v.subject_id, v.type, v.occurred_at, v.source,
                v.attributes, l.record_id IS NOT NULL AS in_ledger,
                coalesce(l.subject_id = v.subject_id AND l.type = v.type
                         AND l.occurred_at = v.occurred_at AND l.source = v.source
                         AND l.attributes = v.attributes, false) AS same_as_ledger
-        FROM {batch} v JOIN ids USING (record_id)
+        FROM _xin_v v JOIN ids USING (record_id)
         LEFT JOIN (SELECT record_id, any_value(subject_id) AS subject_id,
                           any_value(type) AS type, any_value(occurred_at) AS occurred_at,
                           any_value(source) AS source, any_value(attributes) AS attributes
@@ -98,10 +92,10 @@ def duplicates_and_revocations(
     # record.revoked: the target exists (ledger, or accepted earlier in this input) and
     # belongs to the same source unless the revoking source is an adjudicator.
     col = attribute_column("target_record_id")
-    if col not in {r[0] for r in con.execute(f"DESCRIBE {batch}").fetchall()}:
+    if col not in {r[0] for r in con.execute("DESCRIBE _xin_v").fetchall()}:
         return excluded, duplicates
     revs = con.execute(
-        f"SELECT _row, record_id, source, source_kind, {col} FROM {batch} "
+        f"SELECT _row, record_id, source, source_kind, {col} FROM _xin_v "
         "WHERE err_field IS NULL AND type = ? ORDER BY _row",
         [REVOKED],
     ).fetchall()
@@ -115,12 +109,12 @@ def duplicates_and_revocations(
                 "WHERE record_id IN (SELECT t FROM _xin_t) GROUP BY record_id"
             ).fetchall()
         )
-        earlier = con.execute(
-            f"SELECT _row, record_id, source FROM {batch} WHERE err_field IS NULL "
+        batch = con.execute(
+            "SELECT _row, record_id, source FROM _xin_v WHERE err_field IS NULL "
             "AND record_id IN (SELECT t FROM _xin_t) ORDER BY _row"
         ).fetchall()
     batch_rows: dict[str, list[tuple[int, str]]] = {}
-    for row, rid, source in earlier:
+    for row, rid, source in batch:
         batch_rows.setdefault(rid, []).append((row, source))
     rejected_revs: set[int] = set()
     for row, rid, source, source_kind, target in revs:

@@ -579,9 +579,6 @@ class BatchWriter:
     def __init__(self, store: PostgresStore) -> None:
         self.con = store.sql
         self.work = store.work  # the DuckDB connection intake validates each chunk on
-        # decided chunk by chunk (records.record_id is the primary key: an index
-        # lookup, not a scan), summed for `settle`
-        self.accepted = self.duplicates = 0
 
     def begin(self) -> int:
         self.con.con.execute("BEGIN")
@@ -590,21 +587,16 @@ class BatchWriter:
 
     def append(
         self, rejects: list[Any], batch_id: int, stamp: datetime, stage: Callable[[str], None]
-    ) -> None:
+    ) -> tuple[int, int]:
         from xinyong.ledger.validation import STAGE
 
         # Validated into intake's staging table there, while the chunk is current.
         validated = self.work.execute(f"SELECT * FROM {STAGE}").to_arrow_table()
         self.con.register("_xin_v", validated)
         try:
-            accepted, duplicates = _append(self.con, rejects, batch_id, stamp, stage)
+            return _append(self.con, rejects, batch_id, stamp, stage)
         finally:
             self.con.unregister("_xin_v")
-        self.accepted += accepted
-        self.duplicates += duplicates
-
-    def settle(self, rejects: list[Any]) -> tuple[int, int]:
-        return self.accepted, self.duplicates
 
     def finish(self, batch_id: int, stamp: datetime) -> int:
         return batch_id  # every chunk is in the batch's transaction already
