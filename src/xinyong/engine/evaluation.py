@@ -18,7 +18,7 @@ from xinyong.engine.explain import CONTRIBUTION_COLUMNS, REASON_COLUMNS, contrib
 from xinyong.engine.lists import list_entries
 from xinyong.engine.retention import visible
 from xinyong.engine.scope import Ledger, open_ledger, union_all
-from xinyong.engine.scores import feature_values, scores_of, subject_parts
+from xinyong.engine.scores import conditions, feature_values, scores_of, subject_parts
 from xinyong.engine.staging import drop, stage, stage_visible
 from xinyong.engine.timeline import COLUMNS as TIMELINE_COLUMNS
 from xinyong.engine.timeline import grade_periods, score_timeline
@@ -108,7 +108,9 @@ def pack_point(pack: Pack, led: Ledger, *, explain: bool = False) -> dict[str, l
     vis = visible(pack, led)
     pack_scores = None
     if pack.score is not None:
-        vis = vis if explain else stage_visible(led, pack, vis)
+        # The score conditions as columns (computed once per record, read by every
+        # rule; inlined, Rongcheng's age test was 76 copies in a replay's SQL)
+        vis = conditions(pack, vis) if explain else stage_visible(led, pack, vis)
         parts, spec = subject_parts(pack, led, vis)
         pack_scores = scores_of(pack, parts, spec)
         out["scores"].append(pack_scores)

@@ -188,8 +188,14 @@ def subject_parts(pack: Pack, led: Ledger, vis: ir.Table) -> tuple[ir.Table, lis
     ranked: list[tuple[str, ir.Table]] = []
     features = {f.id: f for f in score.features}
     if score.scorecard is not None:
+        # The feature's value (not only its aggregate) is computed in the aggregation:
+        # each bin then reads a column. Computed after it, the value's expression (days
+        # since, an age) was inlined in every bin's bounds, three times per bin: the
+        # commercial pack's plan was 180 kB of SQL, most of a replay's binding time.
+        at = vis[AT].max() if led.timeline else led.as_of  # the group's instant
         for i, sf in enumerate(score.scorecard.features):
-            metrics[f"_m{i}"] = feature_metric(features[sf.feature], vis, now(led, vis))
+            f = features[sf.feature]
+            metrics[f"_m{i}"] = feature_value(f, feature_metric(f, vis, now(led, vis)), at)
     else:
         for i, rule in enumerate(score.rules):
             since = pack.applies_from(rule)
@@ -216,8 +222,7 @@ def subject_parts(pack: Pack, led: Ledger, vis: ir.Table) -> tuple[ir.Table, lis
     if score.scorecard is not None:
         for i, sf in enumerate(score.scorecard.features):
             f = features[sf.feature]
-            value = feature_value(f, agg[f"_m{i}"], now(led, agg))
-            out[f"p{i}"] = bin_points(sf, value)
+            out[f"p{i}"] = bin_points(sf, agg[f"_m{i}"])
             best = max((b.points for b in sf.bins), default=0.0)
             parts.append(Part(f"p{i}", f.id, f.dimension, f.description, best))
     else:

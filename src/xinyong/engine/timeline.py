@@ -44,7 +44,7 @@ from xinyong.engine.scope import (
     in_scope,
     union_all,
 )
-from xinyong.engine.scores import scores_of, subject_parts
+from xinyong.engine.scores import conditions, scores_of, subject_parts
 from xinyong.packs.schema import Pack
 from xinyong.timeutil import local_midnight
 
@@ -190,7 +190,9 @@ def score_timeline(pack: Pack, led: Ledger) -> ir.Table:
     t = boundary(_records(pack, led), "tlall")
     first = _first_scorable(pack, t)
     t = t.join(first, t.subject_id == first._fsid).drop("_fsid")
-    t = boundary(t, "tlrec")
+    # The score conditions as columns, once per record rather than once per record and
+    # breakpoint, and one column each in the SQL instead of the condition in every rule.
+    t = boundary(conditions(pack, t), "tlrec")
     points = boundary(breakpoints(pack, t), "tlbp")
     vis = t.join(
         points,
