@@ -160,9 +160,48 @@ def test_fresh_process_runs_the_stored_plan_without_ibis(listed_registry: Path) 
     assert got["decision"] == "deny" and got["from"] == "replay"
     assert got["entries"] == 1
     assert got["events"] == ["loaded"]
-    # DuckDB's Python client itself imports pandas when it binds a parameter (1.5.6:
-    # `con.execute("SELECT ?", ["x"])` does), so only Ibis can be kept out.
+    # (DuckDB's Python client imports pandas when it binds a parameter, unless the
+    # command holds it off: test_a_replaying_command_does_not_import_pandas)
     assert not got["ibis"]
+
+
+COMMAND = """
+import json, sys
+from xinyong.cli import main
+sys.argv = ["xinyong", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"exit": code, "pandas": "pandas" in sys.modules, "ibis": "ibis" in sys.modules}))
+"""
+
+
+def test_a_replaying_command_does_not_import_pandas(listed_registry: Path) -> None:
+    """`xinyong check` and `xinyong explain` replaying through the stored plans bind
+    DuckDB parameters without DuckDB's client importing pandas (xinyong.pandas_hold:
+    some 0.5 s of such a command); their answers are the same as with pandas."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    db = str(listed_registry)
+    for argv in (
+        ["check", LISTED, "flight", "--at", AT, "--db", db, "--json"],
+        ["explain", LISTED, "--at", AT, "--db", db, "--json"],
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", COMMAND, *argv], capture_output=True, text=True, env=env
+        )
+        answer, status = out.stdout.strip().rsplit("\n", 1)
+        assert json.loads(status) == {"exit": 0, "pandas": False, "ibis": False}, out.stderr
+        with_pandas = subprocess.run(
+            [sys.executable, "-c", "import pandas\n" + COMMAND, *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert with_pandas.stdout.strip().rsplit("\n", 1)[0] == answer
+        if argv[0] == "check":
+            # SPC Fa Shi [2017] No. 7: a listed debtor is denied flights.
+            assert json.loads(answer)["decision"] == "deny"
 
 
 def test_a_plan_whose_key_does_not_match_is_not_used(listed_registry: Path) -> None:

@@ -378,7 +378,19 @@ def explain(
                 title=pack.meta.title,
                 score=score_rows[0]["score"] if score_rows else None,
                 grade=score_rows[0]["grade"] if score_rows else None,
-                contributions=[_iso_times(r) for r in tables["contributions"].get(pack.system, [])],
+                # newest first, then by rule and record: the same answer every time
+                # (the statement's row order is not)
+                contributions=[
+                    _iso_times(r)
+                    for r in sorted(
+                        sorted(
+                            tables["contributions"].get(pack.system, []),
+                            key=lambda r: (r["rule_id"], r["record_id"]),
+                        ),
+                        key=lambda r: r["occurred_at"],
+                        reverse=True,
+                    )
+                ],
                 reasons=[_iso_times(r) for r in tables["reasons"].get(pack.system, [])],
                 list_entries=entries,
                 consequences=consequences,

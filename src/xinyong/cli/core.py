@@ -339,11 +339,12 @@ def check(
     key: KeyOption = None,
 ) -> None:
     """May SUBJECT use SERVICE at --at? (deny, allow, priority, discount, deposit_free)"""
+    from xinyong import pandas_hold
     from xinyong.access import operations as ops
 
     at_t, known_t = instant(at, "--at"), _known_at(known_at)
     reg, who = acting(db, as_, key)
-    with refused_input(), refusals():
+    with refused_input(), refusals(), pandas_hold.hold():
         answer = ops.check(reg, who, subject, service, at=at_t, known_at=known_t)
     if json:
         emit_json(answer.public())
@@ -383,11 +384,12 @@ def score(
     case: CaseOption = None,
 ) -> None:
     """SUBJECT's score and grade in one system (null when it computes none)."""
+    from xinyong import pandas_hold
     from xinyong.access import operations as ops
 
     at_t, known_t = instant(at, "--at"), _known_at(known_at)
     reg, who = acting(db, as_, key)
-    with refused_input(), refusals():
+    with refused_input(), refusals(), pandas_hold.hold():
         answer = ops.score(reg, who, subject, system, at=at_t, known_at=known_t, case=case)
     why = ""
     if answer.score is None and not json:
@@ -417,11 +419,12 @@ def explain(
     case: CaseOption = None,
 ) -> None:
     """Records, rules, points and legal bases behind SUBJECT's results."""
+    from xinyong import pandas_hold
     from xinyong.access import operations as ops
 
     at_t, known_t = instant(at, "--at"), _known_at(known_at)
     reg, who = acting(db, as_, key)
-    with refused_input(), refusals():
+    with refused_input(), refusals(), pandas_hold.hold():
         explanation = ops.explain(
             reg, who, subject, system=system, at=at_t, known_at=known_t, case=case
         )
