@@ -837,4 +837,3 @@ def test_a_file_of_many_chunks_is_decided_as_one_batch(
     again = import_file(reg, src, progress=False, recorded_at=RECORDED)
     assert (again.accepted, again.duplicates, again.batch_id) == (0, 1001, None)
     assert count(reg) == 1001 and count(reg, "batches") == 2
-
