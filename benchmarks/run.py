@@ -264,9 +264,11 @@ def _incremental(
             inc_s, inc_cpu, inc_pub, inc, inc_sums = run(full=False)
             if full:
                 full_s, full_cpu, full_pub, whole, full_sums = run(full=True)
-            subjects = store.sql.execute(
-                "SELECT count(DISTINCT subject_id) FROM records"
-            ).fetchone()
+                subjects = (whole.subjects_recomputed,)
+            else:  # what a full run would evaluate: every subject of the ledger
+                subjects = store.sql.execute(
+                    "SELECT count(DISTINCT subject_id) FROM records"
+                ).fetchone()
     finally:
         copy.unlink(missing_ok=True)
         Path(f"{copy}.generation").unlink(missing_ok=True)
@@ -289,7 +291,6 @@ def _incremental(
     }
     if full:
         out.update(
-            subjects=whole.subjects_recomputed,
             full_seconds=full_s,
             full_cpu_seconds=full_cpu,
             ratio=inc_s / full_s,
@@ -595,8 +596,9 @@ def main() -> None:
     opts = parser.parse_args()
     if not set(opts.incremental_shapes.split(",")) <= {"spread", "focused"}:
         parser.error("--incremental-shapes: spread, focused or spread,focused")
-    os.environ["XINYONG_BENCH_INCREMENTAL_SHAPES"] = opts.incremental_shapes
-    os.environ["XINYONG_BENCH_INCREMENTAL_FULL"] = "0" if opts.incremental_no_full else "1"
+    if not opts.phase:  # the phase processes read them from the environment they inherit
+        os.environ["XINYONG_BENCH_INCREMENTAL_SHAPES"] = opts.incremental_shapes
+        os.environ["XINYONG_BENCH_INCREMENTAL_FULL"] = "0" if opts.incremental_no_full else "1"
     if opts.phase:
         if opts.phase == "generate":
             result = phase_generate(int(opts.args[0]), Path(opts.args[1]))

@@ -304,6 +304,13 @@ def _iso_times(row: dict[str, Any]) -> dict[str, Any]:
     return {k: to_local_iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
+def _newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Contributions newest first, then by rule and record: the same answer every time
+    (the statement's row order is not)."""
+    by_rule = sorted(rows, key=lambda r: (r["rule_id"], r["record_id"]))
+    return sorted(by_rule, key=lambda r: r["occurred_at"], reverse=True)  # stable
+
+
 def explain(
     store: Store,
     subject_id: str,
@@ -378,18 +385,9 @@ def explain(
                 title=pack.meta.title,
                 score=score_rows[0]["score"] if score_rows else None,
                 grade=score_rows[0]["grade"] if score_rows else None,
-                # newest first, then by rule and record: the same answer every time
-                # (the statement's row order is not)
                 contributions=[
                     _iso_times(r)
-                    for r in sorted(
-                        sorted(
-                            tables["contributions"].get(pack.system, []),
-                            key=lambda r: (r["rule_id"], r["record_id"]),
-                        ),
-                        key=lambda r: r["occurred_at"],
-                        reverse=True,
-                    )
+                    for r in _newest_first(tables["contributions"].get(pack.system, []))
                 ],
                 reasons=[_iso_times(r) for r in tables["reasons"].get(pack.system, [])],
                 list_entries=entries,
