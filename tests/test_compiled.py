@@ -243,3 +243,14 @@ def test_a_new_pack_version_gets_its_own_plan(listed_registry: Path, tmp_path: P
             "SELECT DISTINCT version FROM replay_plans ORDER BY version"
         ).fetchall()
     assert versions == [("2017.1",), ("2025.1",)]
+
+
+def test_a_plan_is_refused_only_for_an_instant_left_in_it() -> None:
+    """A plan is refused when a sentinel instant is left in its SQL as a literal (the
+    evaluation folded it into a constant), not when the digits of a sentinel year
+    occur inside a table's hashed name (which once refused a pack for nothing)."""
+    left = compiled._LEFT_SENTINEL
+    assert left.search("WHERE t.x < MAKE_TIMESTAMP(2999, 1, 2, 3, 4, 5.678901)")
+    assert left.search("WHERE t.x < '2998-02-03 04:05:06'")
+    assert not left.search('FROM "_xr_m_ab2999cd0123456789abcdef" AS t0')
+    assert not left.search("FROM _xr_m_2998ab0123456789abcdef01 AS t1")

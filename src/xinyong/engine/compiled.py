@@ -111,6 +111,9 @@ _KEY_FIELDS = (
 )
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SENTINELS = (datetime(2999, 1, 2, 3, 4, 5, 678901), datetime(2998, 2, 3, 4, 5, 6, 789012))
+# A sentinel year left in a plan as a number (a literal the instant was folded into),
+# not as digits inside a name: a memtable's hashed name may contain "2999".
+_LEFT_SENTINEL = re.compile(r"(?<![0-9A-Za-z_])(?:2999|2998)(?![0-9A-Za-z_])")
 
 
 class NotCompilable(RuntimeError):
@@ -349,31 +352,39 @@ def _swap_memtables(store: Any, expr: Any, tables: dict[str, Any]) -> Any:
 
 
 def _compile(store: Any, pack: Pack, mode: str, fields: dict[str, str]) -> tuple[Plan, dict]:
+    """The plan of ``pack`` in ``mode``: its outputs built once as Ibis expressions over
+    two timestamp parameters, rendered to DuckDB SQL twice with the sentinel instants
+    swapped. Each sentinel's literal becomes ``$as_of`` / ``$known_at``; the two
+    renderings must then be the same text, and no sentinel year may be left as a
+    number, or the evaluation used an instant in a way a parameter cannot carry
+    (e.g. a constant folded from it), and NotCompilable says so.
+
+    One build, not one per rendering: Ibis names and orders the common subexpressions
+    of a build by the hashes of its operations, which include the parameters', so two
+    builds could render in different orders (rarely: a plan refused for nothing)."""
     import ibis
 
-    outputs: dict[str, str] = {}
     tables: dict[str, Any] = {}
+    p_as_of, p_known = ibis.param("timestamp"), ibis.param("timestamp")
+    built = {
+        name: _swap_memtables(store, expr, tables)
+        for name, expr in _outputs(store, pack, mode, p_as_of, p_known).items()
+    }
     texts: list[dict[str, str]] = []
     for as_of_s, known_s in (_SENTINELS, _SENTINELS[::-1]):
-        p_as_of, p_known = ibis.param("timestamp"), ibis.param("timestamp")
-        built = _outputs(store, pack, mode, p_as_of, p_known)
         lit_as_of, lit_known = _sentinel_sql(as_of_s), _sentinel_sql(known_s)
         done = {}
         for name, expr in built.items():
-            expr = _swap_memtables(store, expr, tables)
             sql = ibis.to_sql(expr, dialect="duckdb", params={p_as_of: as_of_s, p_known: known_s})
             sql = sql.replace(lit_as_of, "CAST($as_of AS TIMESTAMP)")
             sql = sql.replace(lit_known, "CAST($known_at AS TIMESTAMP)")
             done[name] = sql
         texts.append(done)
-    if texts[0] != texts[1] or any(
-        str(s.year) in sql for s in _SENTINELS for sql in texts[0].values()
-    ):
+    if texts[0] != texts[1] or any(_LEFT_SENTINEL.search(sql) for sql in texts[0].values()):
         raise NotCompilable(
             f"the {pack.system} {mode} replay does not take its instants as parameters"
         )
-    outputs = texts[0]
-    plan = Plan(_key(fields), fields, outputs, tuple(sorted(tables)))
+    plan = Plan(_key(fields), fields, texts[0], tuple(sorted(tables)))
     return plan, tables
 
 
