@@ -181,6 +181,27 @@ def compile_plans(reg: Registry, who: Principal) -> int:
         return store_plans(store, every_installed_pack(store))
 
 
+def compact(reg: Registry, who: Principal) -> Any:
+    """Rewrite the ledger in subject order (ledger/compaction.py): one subject's
+    records are then found without reading the whole ledger. An operator's
+    maintenance, as evaluation is; the content does not change."""
+    from xinyong.ledger.compaction import compact as rewrite
+
+    allow(reg, who, "evaluate")
+    with reg.store() as store:
+        done = rewrite(store)
+    audit_event(
+        reg,
+        who,
+        "compact",
+        "done",
+        records=done.records,
+        row_groups_before=done.row_groups_before,
+        row_groups_after=done.row_groups_after,
+    )
+    return done
+
+
 def register_source(reg: Registry, who: Principal, source_id: str, kind: str) -> None:
     from xinyong.ledger.intake import register_source as register
 

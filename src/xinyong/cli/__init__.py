@@ -23,7 +23,18 @@ app = typer.Typer(
 #: (tests/test_cli.py checks this table against the registered commands).
 COMMANDS = {
     **dict.fromkeys(
-        ("init", "migrate", "sources", "import", "evaluate", "check", "score", "explain", "packs"),
+        (
+            "init",
+            "migrate",
+            "compact",
+            "sources",
+            "import",
+            "evaluate",
+            "check",
+            "score",
+            "explain",
+            "packs",
+        ),
         "core",
     ),
     **dict.fromkeys(("principals", "audit", "licences"), "access"),
