@@ -18,6 +18,8 @@ AttributeKind = Literal["string", "integer", "number", "enum", "person_id", "dat
 
 #: The longest text an attribute may hold unless the catalog says otherwise.
 DEFAULT_MAX_LENGTH = 4000
+#: The record type that revokes another record (``target_record_id``), whoever's.
+REVOKED = "record.revoked"
 
 
 class AttributeSpec(BaseModel):

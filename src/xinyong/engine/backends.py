@@ -57,6 +57,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from xinyong.catalog.vocabulary import REVOKED
 from xinyong.engine.consequences import COLUMNS as CONSEQUENCE_COLUMNS
 from xinyong.engine.evaluation import (
     ENTRY_COLUMNS,
@@ -68,7 +69,6 @@ from xinyong.engine.evaluation import (
     _instant,
     evaluate,
 )
-from xinyong.engine.scope import REVOKED
 from xinyong.engine.timeline import COLUMNS as TIMELINE_COLUMNS
 from xinyong.packs.schema import Pack
 from xinyong.timeutil import now_utc

@@ -66,10 +66,9 @@ from typing import Any
 import duckdb
 
 import xinyong
-from xinyong.catalog.vocabulary import attribute_column
+from xinyong.catalog.vocabulary import REVOKED, attribute_column
 from xinyong.packs.schema import Pack
 
-REVOKED = "record.revoked"
 RECORDS = "_xr_records"
 REVOCATIONS = "_xr_revocations"
 SUBJECTS = "_xr_subjects"

@@ -17,7 +17,8 @@ from typing import Any
 
 from xinyong.calendar import add_days
 from xinyong.catalog import load_catalog
-from xinyong.engine.scope import CONSENT_GRANTED, CONSENT_WITHDRAWN, REVOKED
+from xinyong.catalog.vocabulary import REVOKED
+from xinyong.engine.scope import CONSENT_GRANTED, CONSENT_WITHDRAWN
 from xinyong.packs.expressions import evaluate as eval_expr
 from xinyong.packs.expressions import holds, parse
 from xinyong.packs.schema import Feature, ListSpec, Pack, RetentionRule, Score, ScoreRule

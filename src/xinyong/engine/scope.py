@@ -16,12 +16,11 @@ import ibis
 import ibis.expr.types as ir
 
 from xinyong.catalog import load_catalog
-from xinyong.catalog.vocabulary import attribute_column
+from xinyong.catalog.vocabulary import REVOKED, attribute_column
 from xinyong.packs.expressions import Condition, Resolver, parse, to_ibis
 from xinyong.packs.schema import Pack
 from xinyong.timeutil import local_date
 
-REVOKED = "record.revoked"
 CONSENT_GRANTED = "subject.consent_granted"
 CONSENT_WITHDRAWN = "subject.consent_withdrawn"
 

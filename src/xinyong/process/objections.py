@@ -48,7 +48,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from xinyong.calendar import UncoveredYear, due_date
-from xinyong.catalog.vocabulary import attribute_column
+from xinyong.catalog.vocabulary import REVOKED, attribute_column
 from xinyong.lazy import lazy
 from xinyong.ledger.store import Store
 from xinyong.packs import Pack, installed_packs
@@ -68,7 +68,6 @@ FILED = "objection.filed"
 DECIDED = "objection.decided"
 RECONSIDERATION = "objection.reconsideration_requested"
 RECONSIDERED = "objection.reconsidered"
-REVOKED = "record.revoked"
 TYPES = (FILED, DECIDED, RECONSIDERATION, RECONSIDERED)
 GROUNDS = ("should_not_be_listed", "inaccurate", "should_have_been_deleted", "not_mine", "other")
 MAX_STATEMENT = 4000
