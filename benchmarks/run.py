@@ -12,9 +12,11 @@ does (``evaluate``; the baseline has no timelines, so this ratio is for scale
 only), time single checks against the in-process consequence index (median,
 p99) and bulk checks per second, and evaluate the same Rongcheng score rules
 per subject with zen-engine on a sample (ratio against the relational engine on
-the same subjects). Each phase runs in its own process so that its peak memory
-(max RSS) is its own. Results go to benchmarks/results/<persons>.json and a
-Markdown table is printed.
+the same subjects). Before the compiled plans and the replays are timed, the
+ledger is rewritten in subject order (``compact``, as `xinyong compact`: its cost,
+and one subject's input load before and after). Each phase runs in its own
+process so that its peak memory (max RSS) is its own. Results go to
+benchmarks/results/<persons>.json and a Markdown table is printed.
 
     .venv/bin/python benchmarks/run.py --persons 1000000 --registry COPY.duckdb \
         --phases evaluate_point,baseline_full,evaluate
@@ -363,6 +365,64 @@ def phase_compile(db: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0, **json.loads(out.stdout)}
 
 
+def _input_loads(db: Path, subjects: list[str]) -> list[float]:
+    """Seconds of a replay's input load (``compiled._load_inputs``: one subject's
+    records, those of organizations naming it, the revocations of them) per subject,
+    after one load to warm the process."""
+    from xinyong.engine import compiled
+    from xinyong.ledger.store import Store
+    from xinyong.timeutil import parse_instant
+
+    horizon = parse_instant(AS_OF).replace(tzinfo=None)
+    with Store(db, read_only=True) as store:
+        con = store.sql
+        row = con.execute("SELECT max(recorded_at) FROM records").fetchone()
+        known = row[0] if row else horizon
+        compiled._load_inputs(con, horizon, known, subjects[:1])
+        times = []
+        for subject in subjects[1:]:
+            t0 = time.perf_counter()
+            compiled._load_inputs(con, horizon, known, [subject])
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def phase_compact(db: Path, samples: int = 21) -> dict[str, Any]:
+    """``xinyong compact`` (the ledger rewritten in subject order, revocations last):
+    its cost, and a replay's input load for the same sampled subjects before and
+    after (median; the baseline is the ledger as imported)."""
+    from xinyong.ledger.compaction import compact
+    from xinyong.ledger.store import Store
+
+    with Store(db, read_only=True) as store:
+        subjects = [
+            str(r[0])
+            for r in store.sql.execute(
+                f"SELECT subject_id FROM records USING SAMPLE {int(samples)} ROWS (reservoir, 7)"
+            ).fetchall()
+        ]
+    before = _input_loads(db, subjects)
+    size = db.stat().st_size
+    t0, c0 = time.perf_counter(), _cpu()
+    with Store(db) as store:
+        done = compact(store)
+    seconds, cpu = time.perf_counter() - t0, _cpu() - c0
+    after = _input_loads(db, subjects)
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "records": done.records,
+        "row_groups_before": done.row_groups_before,
+        "row_groups_after": done.row_groups_after,
+        "file_mib_before": round(size / 2**20, 1),
+        "file_mib_after": round(db.stat().st_size / 2**20, 1),
+        "input_load_before_ms": round(statistics.median(before) * 1e3, 2),
+        "input_load_after_ms": round(statistics.median(after) * 1e3, 2),
+        "input_load_ratio": statistics.median(after) / statistics.median(before),
+        "load": round(os.getloadavg()[0], 2),
+    }
+
+
 def phase_replay(db: Path, runs: int = 5) -> dict[str, Any]:
     """In-process: one-subject checks replayed (a known_at before the run's knowledge),
     scores replayed at an earlier instant, and explain; the first of each (loading or
@@ -546,6 +606,7 @@ PHASES = {
     "evaluate_point": phase_evaluate_point,
     "evaluate": phase_evaluate,
     "incremental": phase_incremental,
+    "compact": phase_compact,
     "compile": phase_compile,
     "check_process": phase_check_process,
     "replay": phase_replay,
@@ -642,6 +703,7 @@ def run_sizes(opts: argparse.Namespace) -> None:
             "baseline_full",
             "evaluate",
             "incremental",
+            "compact",
             "compile",
             "check_process",
             "replay",
@@ -706,6 +768,16 @@ def _print_table(r: dict[str, Any]) -> None:
         return "n/a" if value is None else f"{format(value, spec)}{suffix}"
 
     imp, ev, ch, pt = (r.get(k) for k in ("import", "evaluate", "checks", "evaluate_point"))
+    if r.get("compact"):
+        print(
+            f"\n| persons | compact s | compact CPU s | one subject's input load before (ms) | "
+            f"after (ms) | ratio |\n|---|---|---|---|---|---|\n"
+            f"| {r['persons']:,} | {f(get('compact', 'seconds'), '.1f')} | "
+            f"{f(get('compact', 'cpu_seconds'), '.1f')} | "
+            f"{f(get('compact', 'input_load_before_ms'), '.1f')} | "
+            f"{f(get('compact', 'input_load_after_ms'), '.1f')} | "
+            f"{f(get('compact', 'input_load_ratio'), '.3f')} |"
+        )
     if imp or ev or ch:
         print(
             f"\n| persons | records | import rec/s | evaluate s | eval peak MiB | "
