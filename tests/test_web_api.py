@@ -356,3 +356,18 @@ def test_records_are_idempotent_on_record_id_and_rejects_name_the_field(served: 
     # a source submits only its own records
     foreign = client.post("/v1/records", json={**record, "source": "lender:bank-a"}, headers=h)
     assert foreign.status_code == 403 and foreign.json()["permission"] == "import:other-source"
+
+
+def test_compaction_over_http(served: Any) -> None:
+    """POST /v1/compact: an operator's maintenance (the `evaluate` permission); a
+    service is refused; the check answers as before."""
+    client, _, keys = served
+    url = f"/v1/checks/{LISTED}/flight?at=2026-06-01"
+    before = client.get(url, headers=auth(keys, "service")).json()
+    refused = client.post("/v1/compact", headers=auth(keys, "service"))
+    assert refused.status_code == 403 and refused.json()["permission"] == "evaluate"
+    done = client.post("/v1/compact", headers=auth(keys, "operator"))
+    assert done.status_code == 200, done.text
+    assert done.json()["records"] >= 1
+    after = client.get(url, headers=auth(keys, "service")).json()
+    assert after == before and after["decision"] == "deny"

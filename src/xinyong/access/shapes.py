@@ -94,6 +94,16 @@ def purge_result(stones: list[Any], dry_run: bool) -> dict[str, Any]:
     }
 
 
+def compaction(done: Any) -> dict[str, Any]:
+    """`xinyong compact --json` and ``POST /v1/compact``."""
+    return {
+        "records": done.records,
+        "row_groups_before": done.row_groups_before,
+        "row_groups_after": done.row_groups_after,
+        "seconds": round(done.seconds, 3),
+    }
+
+
 def run_rows(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Evaluation runs from (run_id, as_of, known_at, evaluated_at, last_batch) rows."""
     return [

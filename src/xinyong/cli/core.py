@@ -121,14 +121,10 @@ def compact(
     status = nullcontext() if json else console.status("compacting the ledger")
     with refused_input(), refusals(), reg.holding(), status:
         done = ops.compact(reg, who)
-    payload = {
-        "records": done.records,
-        "row_groups_before": done.row_groups_before,
-        "row_groups_after": done.row_groups_after,
-        "seconds": round(done.seconds, 3),
-    }
     if json:
-        emit_json(payload)
+        from xinyong.access import shapes
+
+        emit_json(shapes.compaction(done))
         return
     console.print(
         f"compacted {done.records:,} records in subject order in {done.seconds:.1f} s "

@@ -173,3 +173,14 @@ def purge(state: State, who: Caller, dry_run: bool = True) -> Any:
     with state.writing() as reg:
         stones = ops.purge(reg, who, dry_run=dry_run)
     return JSONResponse(shapes.purge_result(stones, dry_run))
+
+
+@router.post(
+    "/compact",
+    summary="Rewrite the ledger in subject order (DuckDB registries; same records)",
+    response_model=dict[str, Any],
+)
+def compact(state: State, who: Caller) -> Any:
+    with state.writing() as reg, reg.holding():
+        done = ops.compact(reg, who)
+    return JSONResponse(shapes.compaction(done))
