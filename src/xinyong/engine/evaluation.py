@@ -307,21 +307,27 @@ def materialize(store: Any, evaluation: Evaluation) -> int:
         raise ValueError("materialize a whole evaluation, not one restricted to subjects")
     from xinyong.engine.incremental import record_run
 
-    backend = store.ibis
     timeline = evaluation.score_timeline is not None
+
+    def insert(table: str, rows: Any) -> None:
+        # In subject order: a lookup of one subject's rows (explain's consequences, a
+        # score at an instant) then skips the row groups that cannot hold it, as in a
+        # compacted ledger (ledger/compaction.py), instead of reading the whole table.
+        store.ibis.insert(table, rows.order_by("subject_id"), overwrite=True)
+
     with _transaction(store):
         if evaluation.score_timeline is not None:
             # Computed once: the scores at as_of are read back from the timeline.
-            backend.insert("score_timeline", evaluation.score_timeline, overwrite=True)
+            insert("score_timeline", evaluation.score_timeline)
             line = store.table("score_timeline")
-            backend.insert("scores", _at(line, evaluation.as_of), overwrite=True)
+            insert("scores", _at(line, evaluation.as_of))
         else:
-            backend.truncate_table("score_timeline")
-            backend.insert("scores", evaluation.scores, overwrite=True)
-        backend.insert("list_entries", evaluation.list_entries, overwrite=True)
+            store.ibis.truncate_table("score_timeline")
+            insert("scores", evaluation.scores)
+        insert("list_entries", evaluation.list_entries)
         # Consequences follow from the entries and scores just written: reading those
         # back keeps the query small instead of deriving them a second time.
-        backend.insert("consequences", _from_materialized(store, evaluation), overwrite=True)
+        insert("consequences", _from_materialized(store, evaluation))
         row = store.sql.execute(
             "SELECT count(DISTINCT subject_id) FROM records WHERE recorded_at <= ?",
             [evaluation.known_at],
