@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import make_person_id, pg_database
+from test_cli import COURT, listing
 from xinyong.access import operations as ops
 from xinyong.access.principals import local_operator
 from xinyong.audit import audit_path
@@ -24,19 +25,7 @@ from xinyong.ledger.store import RegistryError, Store
 from xinyong.timeutil import parse_instant
 
 runner = CliRunner()
-COURT = "court:371082-rongcheng"
 DEBTORS = [make_person_id(date(1970 + i % 30, 1 + i % 12, 1 + i % 28), 100 + i) for i in range(40)]
-
-
-def _listing(record_id: str, subject: str, occurred: str, case: str) -> dict[str, Any]:
-    return {
-        "record_id": record_id,
-        "subject_id": subject,
-        "type": "court.listing_decision",
-        "occurred_at": occurred,
-        "source": COURT,
-        "attributes": {"case_no": case, "ground": "able_but_refuses"},
-    }
 
 
 def _fulfilled(record_id: str, subject: str, occurred: str, case: str) -> dict[str, Any]:
@@ -68,13 +57,19 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert _cli(str(db), "init", "--json")[0] == 0
     assert _cli(str(db), "sources", "add", COURT, "--kind", "court")[0] == 0
     batches = [
-        [_listing(f"l{i}", s, "2020-03-01", f"(2020)鲁1082执{i}号") for i, s in enumerate(DEBTORS)],
+        [
+            listing(f"l{i}", s, "2020-03-01", f"(2020)鲁1082执{i}号", "able_but_refuses")
+            for i, s in enumerate(DEBTORS)
+        ],
         [
             _fulfilled(f"f{i}", s, "2021-07-01", f"(2020)鲁1082执{i}号")
             for i, s in enumerate(DEBTORS)
             if i % 2 == 0
         ],
-        [_listing(f"m{i}", s, "2022-01-10", f"(2022)鲁1082执{i}号") for i, s in enumerate(DEBTORS)],
+        [
+            listing(f"m{i}", s, "2022-01-10", f"(2022)鲁1082执{i}号", "able_but_refuses")
+            for i, s in enumerate(DEBTORS)
+        ],
     ]
     for n, batch in enumerate(batches):
         path = tmp_path / f"batch{n}.jsonl"
