@@ -36,7 +36,8 @@ from xinyong.ledger.store import RegistryError
 #: DuckDB skips every other row group for them too (at 1 M persons: 91 -> 12 ms).
 ORDER = "type = $revoked, subject_id, recorded_at, record_id"
 
-# Every column that makes a row what it is, so that a changed or lost row changes it.
+# The envelope and the canonical attributes of every row (the typed attr_* columns are
+# derived from them at intake), so that a lost, doubled or changed row changes it.
 _FINGERPRINT = (
     "SELECT count(*), sum(hash(record_id, subject_id, type, occurred_at, recorded_at, "
     "batch_id, content_hash, attributes)) FROM records"
