@@ -125,7 +125,13 @@ def test_compaction_puts_a_subjects_records_together_and_changes_nothing(
     assert code == 0, out
     body = json.loads(out)
     assert body["records"] == len(ledger) == 40 + 20 + 40
-    assert set(body) == {"records", "row_groups_before", "row_groups_after", "seconds"}
+    assert set(body) == {
+        "records", "row_groups_before", "row_groups_after", "seconds", "rewritten"
+    }  # fmt: skip
+    assert body["rewritten"] is True
+    # Nothing imported since: the ledger is still in order, nothing is rewritten.
+    again = json.loads(_cli(str(registry), "compact", "--json")[1])
+    assert again["rewritten"] is False and again["records"] == len(ledger)
 
     assert _physical_subjects(registry) == sorted(order)
     assert _ledger(registry) == ledger
@@ -136,8 +142,9 @@ def test_compaction_puts_a_subjects_records_together_and_changes_nothing(
     # again on 2022-01-10, which the last batch brought.
     assert [a["decision"] for a in answers[:4]] == ["deny", "deny", "allow", "deny"]
     lines = audit_path(registry).read_text(encoding="utf-8").splitlines()
-    (entry,) = [e for e in map(json.loads, lines) if e["action"] == "compact"]
-    assert entry["outcome"] == "done" and entry["principal"] == "local-operator"
+    entries = [e for e in map(json.loads, lines) if e["action"] == "compact"]
+    assert len(entries) == 2  # both runs are audited
+    assert all(e["outcome"] == "done" and e["principal"] == "local-operator" for e in entries)
 
 
 def test_a_compaction_that_fails_leaves_the_ledger_as_it_was(

@@ -198,6 +198,7 @@ def compact(reg: Registry, who: Principal) -> Any:
         records=done.records,
         row_groups_before=done.row_groups_before,
         row_groups_after=done.row_groups_after,
+        rewritten=done.rewritten,
     )
     return done
 

@@ -101,6 +101,7 @@ def compaction(done: Any) -> dict[str, Any]:
         "row_groups_before": done.row_groups_before,
         "row_groups_after": done.row_groups_after,
         "seconds": round(done.seconds, 3),
+        "rewritten": done.rewritten,
     }
 
 

@@ -126,6 +126,13 @@ def compact(
 
         emit_json(shapes.compaction(done))
         return
+    if not done.rewritten:
+        console.print(
+            f"{done.records:,} records already in subject order (nothing imported since "
+            "the last compaction)",
+            highlight=False,
+        )
+        return
     console.print(
         f"compacted {done.records:,} records in subject order in {done.seconds:.1f} s "
         f"({done.row_groups_before} row groups before, {done.row_groups_after} after)",

@@ -44,12 +44,19 @@ _FINGERPRINT = (
 )
 
 
+#: ``meta`` key: the last batch the ledger held when it was last compacted. Rows reach
+#: ``records`` only in batches, so with no batch since, it is still in order.
+_MARK = "compacted_through_batch"
+
+
 @dataclass(frozen=True)
 class Compaction:
     records: int
     row_groups_before: int
     row_groups_after: int
     seconds: float
+    #: False: nothing was imported since the last compaction, nothing to rewrite.
+    rewritten: bool = True
 
 
 def _row_groups(con: Any) -> int:
@@ -74,6 +81,19 @@ def compact(store: Any) -> Compaction:
         groups = _row_groups(con)
         con.execute("BEGIN TRANSACTION")
         try:
+            batch = con.execute("SELECT max(batch_id) FROM batches").fetchone()
+            through = None if batch is None or batch[0] is None else str(batch[0])
+            mark = con.execute("SELECT value FROM meta WHERE key = ?", [_MARK]).fetchone()
+            if through is not None and mark is not None and mark[0] == through:
+                con.execute("ROLLBACK")
+                row = con.execute("SELECT count(*) FROM records").fetchone()
+                return Compaction(
+                    records=int(row[0]) if row else 0,
+                    row_groups_before=groups,
+                    row_groups_after=groups,
+                    seconds=time.perf_counter() - started,
+                    rewritten=False,
+                )
             before = con.execute(_FINGERPRINT).fetchone()
             last = con.execute("SELECT max(rowid) FROM records").fetchone()
             # New rows are appended after every existing one, whose row ids are at
@@ -88,6 +108,12 @@ def compact(store: Any) -> Compaction:
                 raise RegistryError(
                     f"compaction of {store.path} would change the ledger ({before} rows and "
                     f"fingerprint before, {after} after); nothing was changed"
+                )
+            if through is not None:
+                con.execute(
+                    "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                    "SET value = excluded.value",
+                    [_MARK, through],
                 )
             con.execute("COMMIT")
         except BaseException:
